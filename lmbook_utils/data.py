@@ -1,0 +1,216 @@
+"""Real text that works offline, the reader's own text files, and batches for neural LMs.
+
+Introduced in chapter 00_introduction (text) and chapter 02_neural_lm (blocks and batches).
+
+- `python_docs_text()`: human-written English that every Python installation ships, the
+  Python Language Reference topics in ``pydoc_data.topics`` (the text behind ``help("if")``),
+  about 465k characters. Written by the CPython documentation authors, (c) Python Software
+  Foundation, under the PSF License Agreement / the Python documentation license (see
+  https://docs.python.org/3/license.html). It was the best real prose found in the book's
+  environment: NLTK ships no corpora, other packages ship only short license files.
+- `download()`: for readers who want bigger corpora; it checks a SHA-256 and caches. The book
+  itself never downloads anything.
+- `TokenBlockDataset` + `batches()`: (x, y) windows of a token stream, y shifted by one,
+  served in a seeded, reproducible order (Bengio et al. 2003 train on such windows).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import random
+import re
+import tempfile
+import textwrap
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+# Public corpora with verified checksums: name -> (url, sha256). Deliberately empty: we list a
+# corpus only once its SHA-256 has been checked against the file; call download() with yours.
+CORPORA: dict[str, tuple[str, str]] = {}
+CACHE_ENV_VAR = "LMBOOK_CACHE"
+
+
+def python_docs_text(prose_only: bool = True) -> str:
+    """The Python Language Reference topics as one English text, topics in sorted key order.
+
+    Introduced in chapter 00_introduction. ``prose_only`` drops the reST heading underlines,
+    the grammar rules (paragraphs with "::=") and the interactive examples (">>>"), and
+    removes the indentation of what remains; some short code examples stay in the prose.
+    """
+    from pydoc_data.topics import topics
+
+    parts = []
+    for key in sorted(topics):
+        text = topics[key].replace("\r\n", "\n").strip()
+        if prose_only:
+            kept = []
+            for block in re.split(r"\n\s*\n", text):
+                lines = [ln for ln in block.split("\n") if not re.fullmatch(r"\s*([*=\-^~])\1{2,}\s*", ln)]
+                if not lines or any("::=" in ln or ln.lstrip().startswith(">>>") for ln in lines):
+                    continue
+                kept.append(textwrap.dedent("\n".join(lines)).rstrip())
+            text = "\n\n".join(kept)
+        parts.append(text)
+    return "\n\n".join(parts) + "\n"
+
+
+def load_text_file(path: str | os.PathLike, encoding: str = "utf-8",
+                   max_chars: int | None = None) -> str:
+    """Read a text file, with errors that say what is wrong. Introduced in 00_introduction."""
+    p = Path(path).expanduser()
+    if max_chars is not None and (isinstance(max_chars, bool) or not isinstance(max_chars, int)
+                                  or max_chars < 1):
+        raise ValueError(f"max_chars must be an int >= 1 or None, got {max_chars!r}")
+    if not p.exists():
+        raise FileNotFoundError(f"path {str(p)!r} does not exist")
+    if p.is_dir():
+        raise IsADirectoryError(f"path {str(p)!r} is a directory, expected a text file")
+    data = p.read_bytes()
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as e:
+        raise ValueError(f"path {str(p)!r} is not valid {encoding}: byte {e.start} "
+                         f"({data[e.start:e.start + 1]!r}) cannot be decoded; pass the right "
+                         "encoding=...") from None
+    except LookupError:
+        raise ValueError(f"encoding {encoding!r} is not a known text encoding") from None
+    if not text:
+        raise ValueError(f"path {str(p)!r} is an empty file")
+    return text if max_chars is None else text[:max_chars]
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def download(url: str, sha256: str, cache_dir: str | os.PathLike | None = None,
+             filename: str | None = None) -> Path:
+    """Fetch `url` into the cache once and return its path; the SHA-256 must match.
+
+    Introduced in chapter 10_practice. Cache: `cache_dir`, else $LMBOOK_CACHE, else
+    ~/.cache/lmbook. The file is written to a temporary name and renamed when complete and
+    verified, so an interrupted download never leaves a half file under the final name.
+    """
+    if not isinstance(url, str) or not re.match(r"^(https?|file)://", url):
+        raise ValueError(f"url must be an http(s):// or file:// URL, got {url!r}")
+    if not isinstance(sha256, str) or not re.fullmatch(r"[0-9a-fA-F]{64}", sha256):
+        raise ValueError(f"sha256 must be 64 hexadecimal characters, got {sha256!r}")
+    sha256 = sha256.lower()
+    name = filename or url.rstrip("/").rsplit("/", 1)[-1]
+    if not name or "/" in name or "\\" in name or name in (".", ".."):
+        raise ValueError(f"filename must be a plain file name, got {name!r} (pass filename=...)")
+    root = Path(cache_dir or os.environ.get(CACHE_ENV_VAR) or Path.home() / ".cache" / "lmbook")
+    root = root.expanduser()
+    root.mkdir(parents=True, exist_ok=True)
+    target = root / name
+    if target.is_file() and _sha256(target) == sha256:
+        return target
+    fd, tmp = tempfile.mkstemp(dir=root, prefix=f".{name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
+            for chunk in iter(lambda: response.read(1 << 20), b""):
+                out.write(chunk)
+        got = _sha256(Path(tmp))
+        if got != sha256:
+            raise ValueError(f"sha256 mismatch for {url}: expected {sha256}, got {got}; "
+                             "the download was discarded")
+        os.replace(tmp, target)  # atomic on one file system
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return target
+
+
+def split_items(items: Sequence, fractions: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0,
+                shuffle: bool = True) -> tuple[list, ...]:
+    """Split `items` into len(fractions) parts (e.g. train / validation / test).
+
+    Introduced in chapter 01_ngram. Part boundaries are round(n * cumulative fraction).
+    ``shuffle=False`` keeps the order (slices of `items`, so a str gives str parts);
+    otherwise items are shuffled with ``random.Random(seed)`` and parts are lists.
+    """
+    if isinstance(items, (str, bytes)) and shuffle:
+        raise TypeError("items is a str: shuffling would scramble its characters; pass a list "
+                        "of sentences/documents, or shuffle=False for contiguous parts")
+    if not isinstance(items, Sequence):
+        raise TypeError(f"items must be a sequence (list, tuple, str), got {type(items).__name__}")
+    fr = list(fractions) if isinstance(fractions, Sequence) else None
+    if not fr or not all(isinstance(f, (int, float)) and not isinstance(f, bool) and f > 0
+                         for f in fr) or not math.isclose(sum(fr), 1.0, abs_tol=1e-9):
+        raise ValueError(f"fractions must be positive numbers that sum to 1, got {fractions!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    n = len(items)
+    order = list(range(n))
+    if shuffle:
+        random.Random(seed).shuffle(order)
+    cuts = [0] + [round(n * sum(fr[:k + 1])) for k in range(len(fr) - 1)] + [n]
+    sizes = [b - a for a, b in zip(cuts, cuts[1:])]
+    if min(sizes) == 0:
+        raise ValueError(f"items has {n} entries, too few for fractions {tuple(fr)}: part sizes "
+                         f"would be {sizes}")
+    if not shuffle:
+        return tuple(items[a:b] for a, b in zip(cuts, cuts[1:]))
+    return tuple([items[i] for i in order[a:b]] for a, b in zip(cuts, cuts[1:]))
+
+
+class TokenBlockDataset(Dataset):
+    """Windows of a token stream: x = ids[s : s+block_size], y = ids[s+1 : s+block_size+1].
+
+    Introduced in chapter 02_neural_lm. Window starts are 0, stride, 2*stride, ... (stride
+    defaults to block_size: windows do not overlap, every token is a target once).
+    """
+
+    def __init__(self, ids: torch.Tensor, block_size: int, stride: int | None = None) -> None:
+        if not isinstance(ids, torch.Tensor) or ids.dim() != 1 or ids.dtype != torch.long:
+            raise TypeError("ids must be a 1-D torch.long tensor of token ids, got "
+                            f"{type(ids).__name__}"
+                            f"{f' of dtype {ids.dtype} and shape {tuple(ids.shape)}' if isinstance(ids, torch.Tensor) else ''}")
+        if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
+            raise ValueError(f"block_size must be an int >= 1, got {block_size!r}")
+        stride = block_size if stride is None else stride
+        if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:
+            raise ValueError(f"stride must be an int >= 1 or None, got {stride!r}")
+        if len(ids) < block_size + 1:
+            raise ValueError(f"block_size must be < len(ids) = {len(ids)} (a window needs "
+                             f"block_size + 1 tokens), got {block_size}")
+        self.ids, self.block_size, self.stride = ids, block_size, stride
+
+    def __len__(self) -> int:
+        return (len(self.ids) - self.block_size - 1) // self.stride + 1
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"index {i} out of range for {len(self)} windows")
+        s = (i % len(self)) * self.stride
+        chunk = self.ids[s:s + self.block_size + 1]
+        return chunk[:-1], chunk[1:]
+
+
+def batches(dataset: Dataset, batch_size: int, seed: int = 0, shuffle: bool = True,
+            drop_last: bool = False) -> DataLoader:
+    """A re-iterable DataLoader with a seeded order: each pass is a new, reproducible epoch.
+
+    Introduced in chapter 02_neural_lm. Batches are [x, y] with shapes (B, T). Use
+    ``shuffle=False`` for held-out data, so every evaluation sees the same batches.
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    if drop_last and len(dataset) < batch_size:
+        raise ValueError(f"batch_size must be <= len(dataset) = {len(dataset)} with "
+                         f"drop_last=True, got {batch_size}")
+    generator = torch.Generator().manual_seed(seed)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
+                      generator=generator, num_workers=0)

@@ -1,0 +1,87 @@
+"""Reproducibility: one call seeds every random number generator, one helper picks the device.
+
+Introduced in chapter 00_introduction. Every notebook starts with ``set_seed()`` so that two runs
+give the same numbers, and asks ``get_device()`` where to put its tensors. The committed outputs of
+the book come from the CPU path with two threads (``set_seed(seed, threads=2)``): float sums run
+in a different order with a different thread count, and the last digits of a loss can change.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import torch
+
+DEVICE_ENV_VAR = "LMBOOK_DEVICE"
+DEVICE_NAMES = ("cpu", "cuda", "mps")
+
+
+def set_seed(seed: int = 0, threads: int | None = 2) -> None:
+    """Seed `random`, numpy and torch (CUDA too), and pin torch's thread count.
+
+    Introduced in chapter 00_introduction. ``threads=None`` leaves the thread settings alone.
+    The inter-op thread pool can only be sized before torch's first parallel operation, so it
+    is set when still possible and otherwise left as it is (intra-op threads, the setting that
+    changes results, are always pinned).
+    """
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    if not 0 <= seed < 2**32:
+        raise ValueError(f"seed must be an integer in [0, 2**32), got {seed}")
+    if threads is not None:
+        if isinstance(threads, bool) or not isinstance(threads, int):
+            raise TypeError(f"threads must be an int >= 1 or None, got {type(threads).__name__}")
+        if threads < 1:
+            raise ValueError(f"threads must be an int >= 1 or None, got {threads}")
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+    if threads is not None:
+        torch.set_num_threads(threads)
+        if torch.get_num_interop_threads() != threads:
+            try:
+                torch.set_num_interop_threads(threads)
+            except RuntimeError:  # "cannot set ... after parallel work has started": keep it
+                pass
+
+
+def _parse_device(name: str, where: str) -> torch.device:
+    if not isinstance(name, str):
+        raise TypeError(f"{where} must be a str such as 'cpu', got {type(name).__name__}")
+    base, _, index = name.strip().lower().partition(":")
+    if base not in DEVICE_NAMES or (index and (base != "cuda" or not index.isdigit())):
+        raise ValueError(f"{where} must be one of {', '.join(DEVICE_NAMES)} (or 'cuda:N'), "
+                         f"got {name!r}")
+    if base == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError(f"{where}={name!r} asks for CUDA, but torch.cuda.is_available() "
+                               "is False on this machine; use 'cpu' or unset it")
+        if index and int(index) >= torch.cuda.device_count():
+            raise RuntimeError(f"{where}={name!r}: only {torch.cuda.device_count()} CUDA "
+                               "device(s) are visible")
+    if base == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise RuntimeError(f"{where}={name!r} asks for Apple MPS, which is not available here; "
+                           "use 'cpu' or unset it")
+    return torch.device(name.strip().lower())
+
+
+def get_device(name: str | None = None) -> torch.device:
+    """The device to compute on: `name`, else $LMBOOK_DEVICE, else cuda, then mps, then cpu.
+
+    Introduced in chapter 00_introduction. A device that is asked for but missing is an error,
+    not a silent fall-back, so a reader who wants the GPU knows when they are not getting it.
+    """
+    if name is not None:
+        return _parse_device(name, "name")
+    env = os.environ.get(DEVICE_ENV_VAR, "").strip()
+    if env:
+        return _parse_device(env, DEVICE_ENV_VAR)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if hasattr(torch.backends, "mps") and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")

@@ -1,0 +1,401 @@
+"""Character, word and subword (BPE) tokenizers behind one small interface.
+
+Introduced in chapter 00_introduction (characters and words); BPE (Sennrich, Haddow & Birch
+2016, ACL; byte-level as in GPT-2, Radford et al. 2019) in chapter 06_gpt. Every tokenizer has
+encode/decode/tokenize, a vocabulary with fixed special tokens and JSON save/load (no pickle).
+
+Conventions:
+- Ids: special tokens come first, in the order pad, unk, bos, eos (each may be None to leave it
+  out), then the caller's extra specials (e.g. "[CLS]", "[SEP]", "[MASK]"), then ordinary
+  tokens. So with the defaults <pad>=0, <unk>=1, <bos>=2, <eos>=3 whatever the training text.
+- A special token written in the text (e.g. "[MASK]") is encoded as that special token.
+- Unknown input maps to the unk token; with ``unk=None`` encode raises ValueError instead.
+- Lossless, decode(encode(text)) == text: CharTokenizer (when every character is known) and
+  byte-level BPETokenizer (always). WordTokenizer and whitespace BPE lose the spacing.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+ROLES = ("pad", "unk", "bos", "eos")
+_WORD = re.compile(r"[A-Za-z0-9]+|[^\sA-Za-z0-9]")
+
+
+def split_words(text: str) -> list[str]:
+    """ASCII letter/digit runs; every other non-space character (punctuation, each Chinese
+    character, "'" in "don't") is a token of its own.
+
+    Introduced in chapter 00_introduction. It is the rule of `toyworld.tokenize_en` without
+    the lowercasing: ``split_words(text.lower()) == toyworld.tokenize_en(text)``, so
+    ``WordTokenizer(lowercase=True)`` splits exactly like the toy-world corpus.
+    """
+    return _WORD.findall(text)
+
+
+def _check_texts(texts: str | Iterable[str]) -> list[str]:
+    if isinstance(texts, str):
+        texts = [texts]
+    if not isinstance(texts, Iterable):
+        raise TypeError(f"texts must be a str or an iterable of str, got {type(texts).__name__}")
+    texts = list(texts)
+    for i, t in enumerate(texts):
+        if not isinstance(t, str):
+            raise TypeError(f"texts[{i}] must be a str, got {type(t).__name__}")
+    if not any(t.strip() for t in texts):
+        raise ValueError("texts must contain some non-whitespace training text, got none")
+    return texts
+
+
+class Tokenizer:
+    """The shared interface; subclasses split text into pieces. Introduced in 00_introduction."""
+
+    kind = "base"
+
+    def __init__(self, tokens: Sequence[str], *, pad: str | None = "<pad>",
+                 unk: str | None = "<unk>", bos: str | None = "<bos>", eos: str | None = "<eos>",
+                 extra_specials: Sequence[str] = ()) -> None:
+        roles = {"pad": pad, "unk": unk, "bos": bos, "eos": eos}
+        for role, tok in roles.items():
+            if tok is not None and (not isinstance(tok, str) or not tok):
+                raise TypeError(f"{role} must be a non-empty str or None, got {tok!r}")
+        if isinstance(extra_specials, str) or not all(
+                isinstance(t, str) and t for t in extra_specials):
+            raise TypeError(f"extra_specials must be a list of non-empty str, got {extra_specials!r}")
+        self.roles = roles
+        self.specials = [t for t in roles.values() if t is not None] + list(extra_specials)
+        if len(set(self.specials)) != len(self.specials):
+            raise ValueError(f"special tokens must be distinct, got {self.specials}")
+        clash = [t for t in tokens if t in set(self.specials)]
+        if clash:
+            raise ValueError(f"tokens must not repeat special tokens, got {clash[:5]}")
+        self._itos = self.specials + list(tokens)
+        self._stoi = {t: i for i, t in enumerate(self._itos)}
+        if len(self._stoi) != len(self._itos):
+            raise ValueError("tokens must be distinct")
+        pattern = "|".join(re.escape(t) for t in sorted(self.specials, key=len, reverse=True))
+        self._special_re = re.compile(pattern) if pattern else None
+
+    # -- vocabulary ----------------------------------------------------------------------
+    @property
+    def vocab_size(self) -> int:
+        return len(self._itos)
+
+    def __len__(self) -> int:
+        return self.vocab_size
+
+    def token_to_id(self, token: str) -> int:
+        if token not in self._stoi:
+            raise ValueError(f"token {token!r} is not in the vocabulary")
+        return self._stoi[token]
+
+    def id_to_token(self, i: int) -> str:
+        if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < self.vocab_size:
+            raise ValueError(f"id must be an int in [0, {self.vocab_size}), got {i!r}")
+        return self._itos[i]
+
+    def _role_id(self, role: str) -> int | None:
+        tok = self.roles[role]
+        return None if tok is None else self.token_to_id(tok)
+
+    pad_id = property(lambda self: self._role_id("pad"))
+    unk_id = property(lambda self: self._role_id("unk"))
+    bos_id = property(lambda self: self._role_id("bos"))
+    eos_id = property(lambda self: self._role_id("eos"))
+
+    @property
+    def special_ids(self) -> dict[str, int]:
+        return {t: self._stoi[t] for t in self.specials}
+
+    # -- text <-> ids --------------------------------------------------------------------
+    def _split(self, text: str) -> list[str]:
+        raise NotImplementedError
+
+    def _join(self, pieces: list[str]) -> str:
+        raise NotImplementedError
+
+    def _pieces(self, text: str) -> list[tuple[int, str, bool]]:
+        """(character offset, piece, is_special) in order; specials are cut out first."""
+        if not isinstance(text, str):
+            raise TypeError(f"text must be a str, got {type(text).__name__}")
+        out, start = [], 0
+        matches = list(self._special_re.finditer(text)) if self._special_re else []
+        for m in matches + [None]:
+            end = m.start() if m else len(text)
+            segment, cursor = text[start:end], 0
+            for piece in self._split(segment):
+                found = segment.find(piece, cursor)  # offsets only for error messages
+                cursor = found + len(piece) if found >= 0 else cursor
+                out.append((start + (found if found >= 0 else cursor), piece, False))
+            if m:
+                out.append((m.start(), m.group(), True))
+                start = m.end()
+        return out
+
+    def tokenize(self, text: str) -> list[str]:
+        """The pieces of `text` before vocabulary lookup."""
+        return [p for _, p, _ in self._pieces(text)]
+
+    def encode(self, text: str, add_bos: bool = False, add_eos: bool = False) -> list[int]:
+        ids, unknown = [], []
+        for offset, piece, _ in self._pieces(text):
+            i = self._stoi.get(piece)
+            if i is None:
+                unknown.append((offset, piece))
+                i = self.unk_id
+            ids.append(i)
+        if unknown and self.unk_id is None:
+            shown = ", ".join(f"{p!r} at {self._where(o)}" for o, p in unknown[:5])
+            raise ValueError(f"text has {len(unknown)} {self._unit}(s) not in the vocabulary: "
+                             f"{shown}{' ...' if len(unknown) > 5 else ''} (this tokenizer has "
+                             "unk=None; build it with an unk token to map them to it)")
+        return self._add_bos_eos(ids, add_bos, add_eos)
+
+    _unit = "piece"
+
+    def _where(self, offset: int) -> str:
+        return f"position {offset}"
+
+    def _add_bos_eos(self, ids: list[int], add_bos: bool, add_eos: bool) -> list[int]:
+        for flag, role in ((add_bos, "bos"), (add_eos, "eos")):
+            if flag and self.roles[role] is None:
+                raise ValueError(f"add_{role}=True but this tokenizer has {role}=None")
+        return [self.bos_id] * add_bos + ids + [self.eos_id] * add_eos
+
+    def decode(self, ids: Iterable[int], skip_specials: bool = False) -> str:
+        if hasattr(ids, "tolist"):  # a tensor or array
+            ids = ids.tolist()
+        tokens = [self.id_to_token(i) for i in ids]
+        if skip_specials:
+            tokens = [t for t in tokens if t not in self._special_set]
+        return self._join(tokens)
+
+    @property
+    def _special_set(self) -> set[str]:
+        return set(self.specials)
+
+    # -- persistence ---------------------------------------------------------------------
+    def _config(self) -> dict[str, Any]:
+        return {}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.kind, "version": 1, "roles": self.roles,
+                "extra_specials": self.specials[sum(t is not None for t in self.roles.values()):],
+                "tokens": self._itos[len(self.specials):], "config": self._config()}
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and other.to_dict() == self.to_dict()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(vocab_size={self.vocab_size})"
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), ensure_ascii=False, indent=1),
+                              encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: str | Path, split: Callable[[str], list[str]] | None = None) -> Tokenizer:
+        """Read a tokenizer written by `save`; the JSON says which kind it is."""
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        kinds = {k.kind: k for k in (CharTokenizer, WordTokenizer, BPETokenizer)}
+        if not isinstance(data, dict) or data.get("type") not in kinds:
+            raise ValueError(f"path {str(path)!r} is not a saved tokenizer (type must be one of "
+                             f"{sorted(kinds)})")
+        kind = kinds[data["type"]]
+        if cls is not Tokenizer and kind is not cls:
+            raise ValueError(f"path {str(path)!r} holds a {kind.__name__}, not a {cls.__name__}")
+        return kind._from_dict(data, split=split)
+
+    @classmethod
+    def _from_dict(cls, data: dict, split: Any = None) -> Tokenizer:
+        return cls(data["tokens"], **data["roles"], extra_specials=data["extra_specials"],
+                   **data["config"])
+
+
+class CharTokenizer(Tokenizer):
+    """One token per character; vocabulary in code point order. Introduced in 00_introduction."""
+
+    kind = "char"
+    _unit = "character"
+
+    def _split(self, text: str) -> list[str]:
+        return list(text)
+
+    def _join(self, pieces: list[str]) -> str:
+        return "".join(pieces)
+
+    @classmethod
+    def train(cls, texts: str | Iterable[str], **specials: Any) -> CharTokenizer:
+        """Every character of `texts`; `specials` are pad/unk/bos/eos/extra_specials."""
+        chars = sorted(set("".join(_check_texts(texts))))
+        return cls(chars, **specials)
+
+
+class WordTokenizer(Tokenizer):
+    """Whole words and punctuation marks. Introduced in chapter 00_introduction.
+
+    Decoding joins words with spaces (none before closing punctuation or between CJK
+    characters), so it is not lossless. `split` replaces the word-splitting rule.
+    """
+
+    kind = "word"
+    _unit = "word"
+
+    def __init__(self, tokens: Sequence[str], *, lowercase: bool = False,
+                 split: Callable[[str], list[str]] | None = None, **specials: Any) -> None:
+        super().__init__(tokens, **specials)
+        if split is not None and not callable(split):
+            raise TypeError(f"split must be a callable str -> list[str], got {type(split).__name__}")
+        self.lowercase = bool(lowercase)
+        self.split = split or split_words
+
+    def _split(self, text: str) -> list[str]:
+        return list(self.split(text.lower() if self.lowercase else text))
+
+    def _where(self, offset: int) -> str:
+        return f"character {offset}"
+
+    def _join(self, pieces: list[str]) -> str:
+        text = " ".join(pieces)
+        text = re.sub(r" (?=[.,!?;:%)\]}])|(?<=[(\[{]) ", "", text)
+        text = re.sub(r"(?<=[A-Za-z0-9]) ([-'’]) (?=[A-Za-z0-9])", r"\1", text)  # don't, well-known
+        return re.sub(r"(?<=[\u3000-\u303f\u3400-\u9fff\uff00-\uffef]) (?=[\u3000-\u303f\u3400-\u9fff\uff00-\uffef])",
+                      "", text)
+
+    def _config(self) -> dict[str, Any]:
+        return {"lowercase": self.lowercase,
+                "split": f"{getattr(self.split, '__module__', None) or '?'}:"
+                         f"{getattr(self.split, '__qualname__', type(self.split).__name__)}"}
+
+    @classmethod
+    def _from_dict(cls, data: dict, split: Any = None) -> WordTokenizer:
+        config = dict(data["config"])
+        module, _, name = config.pop("split").partition(":")
+        if split is None:
+            if not module.startswith("lmbook_utils"):  # never import arbitrary code from a file
+                raise ValueError(f"this tokenizer was saved with split={module}:{name}; pass "
+                                 "load(path, split=...) with that function")
+            split = getattr(importlib.import_module(module), name)
+        return cls(data["tokens"], **data["roles"], extra_specials=data["extra_specials"],
+                   split=split, **config)
+
+    @classmethod
+    def train(cls, texts: str | Iterable[str], min_freq: int = 1, lowercase: bool = False,
+              split: Callable[[str], list[str]] | None = None, **specials: Any) -> WordTokenizer:
+        """Words seen at least `min_freq` times, most frequent first (ties alphabetical)."""
+        if isinstance(min_freq, bool) or not isinstance(min_freq, int) or min_freq < 1:
+            raise ValueError(f"min_freq must be an int >= 1, got {min_freq!r}")
+        if min_freq > 1 and specials.get("unk", "<unk>") is None:
+            raise ValueError("min_freq > 1 leaves rare training words out, so unk must not be None")
+        shell = cls([], lowercase=lowercase, split=split, **specials)
+        counts = Counter(w for t in _check_texts(texts) for w in shell.tokenize(t)
+                         if w not in shell._special_set)
+        words = sorted((w for w, c in counts.items() if c >= min_freq),
+                       key=lambda w: (-counts[w], w))
+        return cls(words, lowercase=lowercase, split=split, **specials)
+
+
+class BPETokenizer(Tokenizer):
+    """Byte-pair encoding trained with Hugging Face `tokenizers`. Introduced in chapter 06_gpt.
+
+    ``pre_tokenizer="byte_level"`` (GPT-2): text is UTF-8 bytes, so any text, Chinese
+    included, encodes with no unknowns and decodes exactly; token strings show bytes as
+    printable characters (a space is "Ġ"). ``"whitespace"``: words and punctuation are split
+    first and subwords carry a "##" prefix; decoding loses the original spacing.
+    """
+
+    kind = "bpe"
+
+    def __init__(self, hf_tokenizer: Any, *, pre_tokenizer: str = "byte_level",
+                 **specials: Any) -> None:
+        from tokenizers import Tokenizer as HFTokenizer
+
+        if not isinstance(hf_tokenizer, HFTokenizer):
+            raise TypeError(f"hf_tokenizer must be a tokenizers.Tokenizer, got "
+                            f"{type(hf_tokenizer).__name__}")
+        self.hf, self.pre_tokenizer = hf_tokenizer, pre_tokenizer
+        vocab = hf_tokenizer.get_vocab()
+        Tokenizer.__init__(self, [], **specials)
+        self._itos = sorted(vocab, key=vocab.__getitem__)
+        self._stoi = dict(vocab)
+        if self._itos[:len(self.specials)] != self.specials:
+            raise ValueError(f"hf_tokenizer's first ids must be the specials {self.specials}")
+
+    def tokenize(self, text: str) -> list[str]:
+        return self.hf.encode(self._check_text(text), add_special_tokens=False).tokens
+
+    def _check_text(self, text: str) -> str:
+        if not isinstance(text, str):
+            raise TypeError(f"text must be a str, got {type(text).__name__}")
+        if self.unk_id is None and self.pre_tokenizer == "whitespace":
+            bad = [(i, c) for i, c in enumerate(text) if not c.isspace() and c not in self._stoi
+                   and all(not text.startswith(s, i) for s in self.specials)]
+            if bad:
+                shown = ", ".join(f"{c!r} at position {i}" for i, c in bad[:5])
+                raise ValueError(f"text has {len(bad)} character(s) not in the vocabulary: "
+                                 f"{shown} (this tokenizer has unk=None)")
+        return text
+
+    def encode(self, text: str, add_bos: bool = False, add_eos: bool = False) -> list[int]:
+        ids = self.hf.encode(self._check_text(text), add_special_tokens=False).ids
+        return self._add_bos_eos(ids, add_bos, add_eos)
+
+    def decode(self, ids: Iterable[int], skip_specials: bool = False) -> str:
+        if hasattr(ids, "tolist"):
+            ids = ids.tolist()
+        ids = [self._stoi[self.id_to_token(i)] for i in ids]  # validates every id
+        return self.hf.decode(ids, skip_special_tokens=skip_specials)
+
+    def _config(self) -> dict[str, Any]:
+        return {"pre_tokenizer": self.pre_tokenizer, "hf": json.loads(self.hf.to_str())}
+
+    @classmethod
+    def _from_dict(cls, data: dict, split: Any = None) -> BPETokenizer:
+        from tokenizers import Tokenizer as HFTokenizer
+
+        hf = HFTokenizer.from_str(json.dumps(data["config"]["hf"]))
+        return cls(hf, pre_tokenizer=data["config"]["pre_tokenizer"], **data["roles"],
+                   extra_specials=data["extra_specials"])
+
+    @classmethod
+    def train(cls, texts: str | Iterable[str], vocab_size: int, min_frequency: int = 2,
+              pre_tokenizer: str = "byte_level", **specials: Any) -> BPETokenizer:
+        """Learn merges until `vocab_size` tokens (fewer if no pair occurs min_frequency times)."""
+        from tokenizers import Tokenizer as HFTokenizer
+        from tokenizers import decoders, models, pre_tokenizers, trainers
+
+        texts = _check_texts(texts)
+        if pre_tokenizer not in ("byte_level", "whitespace"):
+            raise ValueError(f"pre_tokenizer must be 'byte_level' or 'whitespace', got {pre_tokenizer!r}")
+        if isinstance(min_frequency, bool) or not isinstance(min_frequency, int) or min_frequency < 1:
+            raise ValueError(f"min_frequency must be an int >= 1, got {min_frequency!r}")
+        shell = Tokenizer([], **specials)
+        if pre_tokenizer == "byte_level":
+            alphabet = pre_tokenizers.ByteLevel.alphabet()
+        else:
+            alphabet = sorted({c for t in texts for c in t if not c.isspace()})
+        smallest = len(shell.specials) + len(alphabet)
+        if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < smallest:
+            raise ValueError(f"vocab_size must be an int >= {smallest} ({len(shell.specials)} "
+                             f"specials + {len(alphabet)} base symbols), got {vocab_size!r}")
+        if pre_tokenizer == "byte_level":
+            hf = HFTokenizer(models.BPE())
+            hf.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+            hf.decoder = decoders.ByteLevel()
+            prefix = {}
+        else:
+            hf = HFTokenizer(models.BPE(unk_token=shell.roles["unk"], continuing_subword_prefix="##"))
+            hf.pre_tokenizer = pre_tokenizers.Whitespace()
+            hf.decoder = decoders.WordPiece(prefix="##")
+            prefix = {"continuing_subword_prefix": "##"}
+        trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
+                                      special_tokens=shell.specials, initial_alphabet=alphabet,
+                                      show_progress=False, **prefix)
+        hf.train_from_iterator(texts, trainer)
+        return cls(hf, pre_tokenizer=pre_tokenizer, **specials)

@@ -1,0 +1,448 @@
+"""The one training loop of the book: AdamW, warmup + cosine schedule, clipping, evaluation.
+
+Introduced in chapter 02_neural_lm and reused by every later chapter. Like minGPT's trainer it
+knows nothing about the model: a batch goes in, a scalar loss comes out, and everything else
+(plots, checks, early printing) talks to it through callbacks. The schedule is the one of
+GPT-2/GPT-3 (Radford et al. 2019; Brown et al. 2020): linear warmup, then cosine decay
+(Loshchilov & Hutter 2017, SGDR) to `min_lr`; AdamW is Loshchilov & Hutter (2019).
+
+Batches: `train_data` is anything re-iterable (a list of batches, a DataLoader,
+`data.batches(...)`); it is cycled until `max_steps`. A batch is a tensor, a tuple/list or a
+dict of tensors, moved to the device. Default loss: ``model(*batch).loss`` (tuple),
+``model(**batch).loss`` (dict) or ``model(batch).loss`` (tensor); or give
+``loss_fn(model, batch) -> scalar tensor`` (batch already on the device).
+
+Progress and stable notebook outputs: in Jupyter one line is displayed and updated in place
+(the update messages are not recorded by nbval); when training ends that line is reset to the
+content it started with (empty), and one final line without timings is printed, e.g.
+``step 300/300 · train loss 1.234 · held-out loss 1.301``. Outside Jupyter one such line is
+printed per evaluation. The train loss shown is the mean of the last `eval_every` steps.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from .repro import get_device, set_seed
+
+AMP_MODES = ("auto", "off", "bf16", "fp16")
+
+
+@dataclass
+class TrainConfig:
+    """Hyperparameters of `train`. Introduced in chapter 02_neural_lm."""
+
+    max_steps: int = 1000  # optimizer updates in total
+    lr: float = 1e-3  # peak learning rate, reached at the end of warmup
+    weight_decay: float = 0.1  # AdamW decay on >=2-D weights only (not biases, not norm gains)
+    betas: tuple[float, float] = (0.9, 0.95)  # AdamW moment decay rates (GPT-3 values)
+    warmup_steps: int = 0  # linear warmup from lr/warmup_steps up to lr
+    min_lr: float = 1e-4  # the cosine decays to this at the last step
+    grad_clip: float | None = 1.0  # max global L2 norm of the gradient; None = no clipping
+    eval_every: int = 100  # evaluate every this many steps (and always at the end)
+    eval_batches: int | None = 10  # held-out batches per evaluation; None = all of eval_data
+    amp: str = "auto"  # "auto": bf16 (or fp16 + GradScaler) on CUDA, off elsewhere; "off"/"bf16"/"fp16"
+    seed: int | None = 0  # seeds dropout etc. at the start of train(); None = leave RNGs alone
+    device: str | None = None  # None -> repro.get_device()
+
+    def __post_init__(self) -> None:
+        def whole(name: str, low: int, allow_none: bool = False) -> None:
+            value = getattr(self, name)
+            if allow_none and value is None:
+                return
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"TrainConfig.{name} must be an int >= {low}"
+                                 f"{' or None' if allow_none else ''}, got {value!r}")
+
+        def real(name: str, low: float, strict: bool, allow_none: bool = False) -> None:
+            value = getattr(self, name)
+            if allow_none and value is None:
+                return
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            if not ok or value < low or (strict and value == low):
+                raise ValueError(f"TrainConfig.{name} must be a finite number "
+                                 f"{'>' if strict else '>='} {low}"
+                                 f"{' or None' if allow_none else ''}, got {value!r}")
+
+        whole("max_steps", 1)
+        whole("warmup_steps", 0)
+        whole("eval_every", 1)
+        whole("eval_batches", 1, allow_none=True)
+        whole("seed", 0, allow_none=True)
+        real("lr", 0.0, strict=True)
+        real("min_lr", 0.0, strict=False)
+        real("weight_decay", 0.0, strict=False)
+        real("grad_clip", 0.0, strict=True, allow_none=True)
+        if self.min_lr > self.lr:
+            raise ValueError(f"TrainConfig.min_lr must be <= lr ({self.lr}), got {self.min_lr}")
+        if self.warmup_steps > self.max_steps:
+            raise ValueError(f"TrainConfig.warmup_steps must be <= max_steps ({self.max_steps}), "
+                             f"got {self.warmup_steps}")
+        betas = tuple(self.betas) if isinstance(self.betas, (tuple, list)) else None
+        if betas is None or len(betas) != 2 or not all(
+                isinstance(b, (int, float)) and 0.0 <= b < 1.0 for b in betas):
+            raise ValueError(f"TrainConfig.betas must be two numbers in [0, 1), got {self.betas!r}")
+        self.betas = (float(betas[0]), float(betas[1]))
+        if self.amp not in AMP_MODES:
+            raise ValueError(f"TrainConfig.amp must be one of {AMP_MODES}, got {self.amp!r}")
+        if self.device is not None and not isinstance(self.device, str):
+            raise ValueError(f"TrainConfig.device must be a str such as 'cpu' or None, "
+                             f"got {self.device!r}")
+
+
+def lr_at(step: int, config: TrainConfig) -> float:
+    """Learning rate of update `step` (0-based): linear warmup, then cosine down to min_lr.
+
+    Introduced in chapter 02_neural_lm. With t = step + 1 updates done and W warmup steps,
+    lr_t = lr * t / W for t <= W, then min_lr + (lr - min_lr) * (1 + cos(pi (t-W)/(T-W))) / 2,
+    so the last warmup step uses exactly lr and the last step (t = T) exactly min_lr.
+    """
+    if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step < config.max_steps:
+        raise ValueError(f"step must be an int in [0, max_steps={config.max_steps}), got {step!r}")
+    t, w, total = step + 1, config.warmup_steps, config.max_steps
+    if t <= w:
+        return config.lr * t / w
+    progress = (t - w) / (total - w)
+    return config.min_lr + (config.lr - config.min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+@dataclass
+class History:
+    """What happened during `train`: one entry per step, one per evaluation.
+
+    Introduced in chapter 02_neural_lm. Steps count updates done (1..max_steps). `tokens` is
+    the running count of input tokens, known when batches hold integer token ids.
+    """
+
+    steps: list[int] = field(default_factory=list)
+    train_loss: list[float] = field(default_factory=list)
+    lr: list[float] = field(default_factory=list)
+    grad_norm: list[float] = field(default_factory=list)  # before clipping
+    tokens: list[int] = field(default_factory=list)  # empty when unknown
+    eval_steps: list[int] = field(default_factory=list)
+    eval_loss: list[float] = field(default_factory=list)
+
+    @property
+    def best_eval_loss(self) -> float | None:
+        return min(self.eval_loss) if self.eval_loss else None
+
+    @property
+    def final_eval_loss(self) -> float | None:
+        return self.eval_loss[-1] if self.eval_loss else None
+
+    def to_dict(self) -> dict[str, list]:
+        return {k: list(v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> History:
+        names = set(cls.__dataclass_fields__)
+        if not isinstance(data, Mapping) or set(data) - names:
+            extra = sorted(set(data) - names) if isinstance(data, Mapping) else data
+            raise ValueError(f"data must be a dict with keys among {sorted(names)}, "
+                             f"got unexpected {extra!r}")
+        return cls(**{k: list(v) for k, v in data.items()})
+
+    def plot(self, logy: bool = False, title: str | None = None, ax: Any = None):
+        """Train vs held-out loss curves (a matplotlib Figure)."""
+        from .plots import plot_losses
+
+        return plot_losses(self, ax=ax, title=title, logy=logy)
+
+
+@dataclass
+class TrainState:
+    """What a callback sees. Introduced in chapter 02_neural_lm."""
+
+    step: int  # updates done so far
+    max_steps: int
+    loss: float  # train loss of this step
+    lr: float
+    grad_norm: float  # global gradient norm before clipping
+    model: nn.Module
+    history: History
+    eval_loss: float | None = None  # set in on_eval
+
+
+# ---- distributed hooks -------------------------------------------------------------------
+# Single-process today. For DistributedDataParallel (torchrun) only these four change:
+# `_wrap_model` returns DDP(model, device_ids=[local_rank]) after init_process_group,
+# `_shard` gives each rank every world_size-th batch (or a DistributedSampler's loader),
+# `_is_main_process` is rank == 0 (only it prints and calls callbacks), and `_world_size`
+# scales the token count. Chapters keep calling train(...) unchanged.
+def _wrap_model(model: nn.Module, device: torch.device) -> nn.Module:
+    return model
+
+
+def _shard(data: Iterable) -> Iterable:
+    return data
+
+
+def _is_main_process() -> bool:
+    return True
+
+
+def _world_size() -> int:
+    return 1
+
+
+# ---- batches and losses ------------------------------------------------------------------
+def _to_device(batch: Any, device: torch.device) -> Any:
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device)
+    if isinstance(batch, Mapping):
+        return {k: _to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(_to_device(v, device) for v in batch)
+    return batch
+
+
+def _count_tokens(batch: Any) -> int | None:
+    """Number of input token ids in a batch, or None when the input is not token ids."""
+    if isinstance(batch, Mapping):
+        first = next((batch[k] for k in ("ids", "input_ids") if k in batch), None)
+    elif isinstance(batch, (tuple, list)):
+        first = batch[0] if batch else None
+    else:
+        first = batch
+    if isinstance(first, torch.Tensor) and not first.is_floating_point() and first.dtype != torch.bool:
+        return first.numel()
+    return None
+
+
+def _default_loss(model: nn.Module, batch: Any) -> torch.Tensor:
+    if isinstance(batch, Mapping):
+        out = model(**batch)
+    elif isinstance(batch, (tuple, list)):
+        out = model(*batch)
+    else:
+        out = model(batch)
+    loss = out.get("loss") if isinstance(out, Mapping) else getattr(out, "loss", None)
+    if loss is None:
+        raise ValueError(f"the model returned {type(out).__name__} without a .loss; pass targets "
+                         "in each batch (e.g. (ids, targets)) or give train(..., loss_fn=...) "
+                         "a function (model, batch) -> scalar loss")
+    return loss
+
+
+def _compute_loss(loss_fn: Callable, model: nn.Module, batch: Any, step: int) -> torch.Tensor:
+    loss = loss_fn(model, batch)
+    if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+        raise ValueError(f"the loss must be a scalar tensor, got {type(loss).__name__}"
+                         f"{' of shape ' + str(tuple(loss.shape)) if isinstance(loss, torch.Tensor) else ''}")
+    if not torch.isfinite(loss.detach()).all():
+        raise FloatingPointError(f"the loss is {loss.item()} at step {step}; try a lower "
+                                 "TrainConfig.lr or grad_clip")
+    return loss.reshape(())
+
+
+def _cycle(data: Iterable, name: str):
+    """Yield batches forever, re-iterating `data` at every epoch."""
+    while True:
+        empty = True
+        for batch in data:
+            empty = False
+            yield batch
+        if empty:
+            raise ValueError(f"{name} yielded no batches (an exhausted iterator or generator "
+                             "cannot be re-iterated: pass a list, a DataLoader or data.batches(...))")
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: Iterable, loss_fn: Callable | None = None,
+             max_batches: int | None = None, device: torch.device | None = None) -> float:
+    """Mean loss over the first `max_batches` batches of `data` (all when None), in eval mode.
+
+    Introduced in chapter 02_neural_lm. The model's train/eval mode is restored afterwards.
+    """
+    loss_fn = loss_fn or _default_loss
+    device = device or next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    total, n = 0.0, 0
+    try:
+        for batch in data:
+            if max_batches is not None and n >= max_batches:
+                break
+            total += float(_compute_loss(loss_fn, model, _to_device(batch, device), -1))
+            n += 1
+    finally:
+        model.train(was_training)
+    if n == 0:
+        raise ValueError("eval_data yielded no batches")
+    return total / n
+
+
+# ---- progress ----------------------------------------------------------------------------
+def _in_notebook() -> bool:
+    shell = sys.modules.get("IPython") and sys.modules["IPython"].get_ipython()
+    return bool(shell) and hasattr(shell, "kernel")
+
+
+class _Text:
+    """Shows as plain text (no quotes) in Jupyter."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+class _Progress:
+    """One live line in Jupyter, a few printed lines elsewhere; the final line has no timings."""
+
+    def __init__(self, max_steps: int, enabled: bool, window: int, notebook: bool | None = None,
+                 display: Callable | None = None, write: Callable[[str], None] = print) -> None:
+        self.max_steps, self.enabled, self.write = max_steps, enabled, write
+        self.notebook = _in_notebook() if notebook is None else notebook
+        self.every = max(1, max_steps // 50)
+        self.pending: deque[float] = deque(maxlen=window)  # the last `window` train losses
+        self.handle = None
+        if enabled and self.notebook:
+            if display is None:
+                from IPython.display import display
+            self.handle = display(_Text(""), display_id=True)
+
+    def line(self, step: int, eval_loss: float | None) -> str:
+        text = f"step {step}/{self.max_steps}"
+        if self.pending:
+            text += f" · train loss {sum(self.pending) / len(self.pending):.3f}"
+        if eval_loss is not None:
+            text += f" · held-out loss {eval_loss:.3f}"
+        return text
+
+    def step(self, step: int, loss: float) -> None:
+        self.pending.append(loss)
+        if self.handle is not None and (step % self.every == 0):
+            filled = round(20 * step / self.max_steps)
+            bar = "[" + "#" * filled + "-" * (20 - filled) + "] "
+            self.handle.update(_Text(bar + self.line(step, None)))
+
+    def eval(self, step: int, eval_loss: float, final: bool) -> None:
+        if self.enabled and not self.notebook and not final:
+            self.write(self.line(step, eval_loss))
+
+    def end(self, step: int, eval_loss: float | None) -> None:
+        if not self.enabled:
+            return
+        if self.handle is not None:
+            self.handle.update(_Text(""))  # back to what nbval recorded when it was displayed
+        self.write(self.line(step, eval_loss))
+
+
+# ---- the loop ----------------------------------------------------------------------------
+def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("model has no trainable parameters (requires_grad=True)")
+    decay = [p for p in params if p.dim() >= 2]
+    no_decay = [p for p in params if p.dim() < 2]
+    return [{"params": decay, "weight_decay": weight_decay},
+            {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _autocast(config: TrainConfig, device: torch.device) -> tuple[torch.dtype | None, bool]:
+    """(autocast dtype or None, use GradScaler)."""
+    if config.amp == "off" or (config.amp == "auto" and device.type != "cuda"):
+        return None, False
+    if config.amp == "fp16" and device.type != "cuda":
+        raise ValueError(f"TrainConfig.amp='fp16' needs a CUDA device, got {device.type}")
+    if config.amp == "bf16" or (config.amp == "auto" and torch.cuda.is_bf16_supported()):
+        return torch.bfloat16, False
+    return torch.float16, True
+
+
+def _call(callbacks: Iterable[Any], hook: str, state: TrainState) -> None:
+    for cb in callbacks:
+        method = getattr(cb, hook, None)
+        if method is not None:
+            method(state)
+
+
+def train(model: nn.Module, train_data: Iterable, config: TrainConfig,
+          eval_data: Iterable | None = None, loss_fn: Callable | None = None,
+          callbacks: Iterable[Any] = (), progress: bool = True) -> History:
+    """Train `model` for `config.max_steps` updates and return its History.
+
+    Introduced in chapter 02_neural_lm. The model is moved to the device, trained, evaluated
+    every `eval_every` steps and at the end on `eval_data`, and left in eval mode. Callbacks
+    are objects with any of on_step(state), on_eval(state), on_end(state).
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+    for name, data in (("train_data", train_data), ("eval_data", eval_data)):
+        if data is not None and not isinstance(data, Iterable):
+            raise TypeError(f"{name} must be an iterable of batches, got {type(data).__name__}")
+    if loss_fn is not None and not callable(loss_fn):
+        raise TypeError(f"loss_fn must be callable (model, batch) -> loss, got {type(loss_fn).__name__}")
+    callbacks = list(callbacks)
+    if config.seed is not None:
+        set_seed(config.seed, threads=None)
+    device = get_device(config.device)
+    loss_fn = loss_fn or _default_loss
+    model.to(device)
+    net = _wrap_model(model, device)
+    optimizer = torch.optim.AdamW(_param_groups(model, config.weight_decay), lr=config.lr,
+                                  betas=config.betas)
+    amp_dtype, use_scaler = _autocast(config, device)
+    scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
+    params = [p for p in model.parameters() if p.requires_grad]
+    max_norm = config.grad_clip if config.grad_clip is not None else math.inf
+    history = History()
+    main = _is_main_process()
+    shown = _Progress(config.max_steps, progress and main, window=config.eval_every)
+    batches = _cycle(_shard(train_data), "train_data")
+    tokens, eval_loss = 0, None
+    net.train()
+    for step in range(config.max_steps):
+        lr = lr_at(step, config)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        batch = _to_device(next(batches), device)
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            loss = _compute_loss(loss_fn, net, batch, step + 1)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm))
+        scaler.step(optimizer)
+        scaler.update()
+
+        done, value = step + 1, float(loss.detach())
+        n_tokens = _count_tokens(batch)
+        history.steps.append(done)
+        history.train_loss.append(value)
+        history.lr.append(lr)
+        history.grad_norm.append(grad_norm)
+        if n_tokens is not None:
+            tokens += n_tokens * _world_size()
+            history.tokens.append(tokens)
+        shown.step(done, value)
+        state = TrainState(done, config.max_steps, value, lr, grad_norm, model, history)
+        if main:
+            _call(callbacks, "on_step", state)
+        last = done == config.max_steps
+        if eval_data is not None and (done % config.eval_every == 0 or last):
+            eval_loss = evaluate(net, eval_data, loss_fn, config.eval_batches, device)
+            net.train()
+            history.eval_steps.append(done)
+            history.eval_loss.append(eval_loss)
+            state.eval_loss = eval_loss
+            shown.eval(done, eval_loss, final=last)
+            if main:
+                _call(callbacks, "on_eval", state)
+    model.eval()
+    shown.end(config.max_steps, eval_loss)
+    if main:
+        _call(callbacks, "on_end", state)
+    return history

@@ -1,0 +1,194 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lmbook_utils.tokenizers import (BPETokenizer, CharTokenizer, Tokenizer, WordTokenizer,
+                                     split_words)
+
+TEXTS = ["The cat sat on the mat. Don't panic!", "the dog chased the cat; the cat ran away.",
+         "我爱自然语言处理。语言模型预测下一个词。"]
+ALPHABET = sorted(set("".join(TEXTS)))
+BERT = dict(pad="[PAD]", unk="[UNK]", bos=None, eos=None, extra_specials=["[CLS]", "[SEP]", "[MASK]"])
+
+
+@pytest.fixture(scope="module")
+def bpe():
+    return BPETokenizer.train(TEXTS * 4, vocab_size=300)
+
+
+# ---- characters ----------------------------------------------------------------------------
+def test_char_vocab_is_sorted_after_specials():
+    tok = CharTokenizer.train(TEXTS)
+    assert tok.vocab_size == 4 + len(ALPHABET)
+    assert [tok.id_to_token(i) for i in range(4)] == ["<pad>", "<unk>", "<bos>", "<eos>"]
+    assert [tok.id_to_token(i) for i in range(4, tok.vocab_size)] == ALPHABET
+    assert tok.encode("ca") == [4 + ALPHABET.index("c"), 4 + ALPHABET.index("a")]
+    assert tok.tokenize("语言") == ["语", "言"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(alphabet=ALPHABET, max_size=40))
+def test_char_round_trip(text):
+    tok = CharTokenizer.train(TEXTS)
+    assert tok.decode(tok.encode(text)) == text
+
+
+def test_special_ids_stable_across_training_texts():
+    a = CharTokenizer.train("abc", **BERT)
+    b = CharTokenizer.train("xyz 123", **BERT)
+    expected = {"[PAD]": 0, "[UNK]": 1, "[CLS]": 2, "[SEP]": 3, "[MASK]": 4}
+    assert a.special_ids == b.special_ids == expected
+    assert a.pad_id == 0 and a.unk_id == 1 and a.bos_id is None and a.eos_id is None
+    w = WordTokenizer.train(TEXTS, **BERT)
+    p = BPETokenizer.train(TEXTS, vocab_size=280, **BERT)
+    assert w.special_ids == p.special_ids == expected
+
+
+def test_special_tokens_in_text_and_bos_eos():
+    tok = CharTokenizer.train("abc", extra_specials=["[MASK]"])
+    ids = tok.encode("a[MASK]b", add_bos=True, add_eos=True)
+    assert ids == [tok.bos_id, tok.token_to_id("a"), tok.token_to_id("[MASK]"),
+                   tok.token_to_id("b"), tok.eos_id]
+    assert tok.decode(ids) == "<bos>a[MASK]b<eos>"
+    assert tok.decode(ids, skip_specials=True) == "ab"
+    assert tok.decode(torch.tensor(ids[1:3])) == "a[MASK]"
+    with pytest.raises(ValueError, match="add_bos=True but this tokenizer has bos=None"):
+        CharTokenizer.train("abc", bos=None).encode("a", add_bos=True)
+
+
+def test_unknown_characters_map_to_unk_or_raise():
+    tok = CharTokenizer.train("abc")
+    assert tok.encode("axb") == [tok.token_to_id("a"), tok.unk_id, tok.token_to_id("b")]
+    strict = CharTokenizer.train("abc", unk=None)
+    with pytest.raises(ValueError, match=r"2 character\(s\) not in the vocabulary: 'x' at "
+                                         r"position 2, 'z' at position 4.*unk=None"):
+        strict.encode("abxcz")
+
+
+# ---- words ---------------------------------------------------------------------------------
+def test_split_words_by_hand():
+    assert split_words("Don't stop, cat-like 3.5 我爱") == [
+        "Don", "'", "t", "stop", ",", "cat", "-", "like", "3", ".", "5", "我", "爱"]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(max_size=40))
+def test_lowercase_word_split_matches_toyworld(text):
+    toyworld = pytest.importorskip("lmbook_utils.toyworld")
+    tok = WordTokenizer([], lowercase=True)
+    assert tok.tokenize(text) == toyworld.tokenize_en(text)
+
+
+def test_word_vocab_order_min_freq_and_decode():
+    tok = WordTokenizer.train(TEXTS, min_freq=2, lowercase=True)
+    words = [tok.id_to_token(i) for i in range(4, tok.vocab_size)]
+    # counts: the 5, cat 3; ".", "。", "语", "言" 2 each -> frequent first, ties by code point
+    assert words == ["the", "cat", ".", "。", "言", "语"]
+    assert tok.encode("The dog") == [tok.token_to_id("the"), tok.unk_id]
+    full = WordTokenizer.train(TEXTS)
+    assert full.decode(full.encode(TEXTS[0])) == TEXTS[0]
+    assert full.decode(full.encode(TEXTS[2])) == TEXTS[2]
+
+
+def test_word_unknown_raises_without_unk():
+    tok = WordTokenizer.train("a b c", unk=None)
+    with pytest.raises(ValueError, match=r"1 word\(s\) not in the vocabulary: 'x' at character 2"):
+        tok.encode("a x b")
+    with pytest.raises(ValueError, match="unk must not be None"):
+        WordTokenizer.train("a b", min_freq=2, unk=None)
+
+
+def test_word_custom_split_and_save_load(tmp_path):
+    tok = WordTokenizer.train(["a-b c"], split=str.split)
+    assert tok.tokenize("a-b c") == ["a-b", "c"]
+    tok.save(tmp_path / "w.json")
+    with pytest.raises(ValueError, match="pass load"):
+        Tokenizer.load(tmp_path / "w.json")
+    assert Tokenizer.load(tmp_path / "w.json", split=str.split) == tok
+    default = WordTokenizer.train(TEXTS, lowercase=True)
+    default.save(tmp_path / "d.json")
+    assert WordTokenizer.load(tmp_path / "d.json") == default
+
+
+# ---- BPE -----------------------------------------------------------------------------------
+@settings(max_examples=40, deadline=None)
+@given(st.text(alphabet=ALPHABET, max_size=40))
+def test_bpe_round_trip_on_training_alphabet(bpe, text):
+    assert bpe.decode(bpe.encode(text)) == text
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.text(max_size=20))
+def test_byte_level_bpe_is_lossless_on_any_text(bpe, text):
+    assert bpe.decode(bpe.encode(text)) == text
+
+
+def test_bpe_learns_merges_and_handles_chinese(bpe):
+    assert bpe.vocab_size == 300
+    ids = bpe.encode("the cat")
+    assert len(ids) < len("the cat")  # merges happened
+    zh = "语言模型"
+    assert bpe.decode(bpe.encode(zh)) == zh
+    assert len(bpe.encode(zh)) < len(zh.encode("utf-8"))  # multi-byte characters merged
+    assert "".join(bpe.tokenize("the cat")).replace("Ġ", " ") == "the cat"
+
+
+def test_bpe_is_deterministic():
+    a = BPETokenizer.train(TEXTS * 4, vocab_size=300)
+    b = BPETokenizer.train(TEXTS * 4, vocab_size=300)
+    assert a.to_dict() == b.to_dict()
+
+
+def test_whitespace_bpe_and_unknowns():
+    tok = BPETokenizer.train(TEXTS, vocab_size=100, pre_tokenizer="whitespace")
+    assert tok.decode(tok.encode("the cat sat")) == "the cat sat"
+    assert tok.encode("Q") == [tok.unk_id]
+    strict = BPETokenizer.train(TEXTS, vocab_size=100, pre_tokenizer="whitespace", unk=None)
+    with pytest.raises(ValueError, match=r"'Q' at position 4"):
+        strict.encode("the Q")
+
+
+def test_save_load_equality_all_kinds(tmp_path, bpe):
+    for tok in (CharTokenizer.train(TEXTS, **BERT), WordTokenizer.train(TEXTS), bpe):
+        path = tmp_path / f"{tok.kind}.json"
+        tok.save(path)
+        json.loads(path.read_text(encoding="utf-8"))  # plain JSON
+        again = Tokenizer.load(path)
+        assert type(again) is type(tok) and again == tok
+        assert again.encode(TEXTS[2]) == tok.encode(TEXTS[2])
+    with pytest.raises(ValueError, match="holds a BPETokenizer, not a CharTokenizer"):
+        CharTokenizer.load(tmp_path / "bpe.json")
+    (tmp_path / "x.json").write_text('{"type": "pickle"}')
+    with pytest.raises(ValueError, match="not a saved tokenizer"):
+        Tokenizer.load(tmp_path / "x.json")
+
+
+# ---- bad arguments -------------------------------------------------------------------------
+def test_bad_arguments():
+    with pytest.raises(ValueError, match=r"vocab_size must be an int >= 260"):
+        BPETokenizer.train(TEXTS, vocab_size=100)
+    with pytest.raises(ValueError, match="pre_tokenizer"):
+        BPETokenizer.train(TEXTS, vocab_size=300, pre_tokenizer="bytes")
+    for train in (CharTokenizer.train, WordTokenizer.train):
+        with pytest.raises(ValueError, match="texts must contain some"):
+            train(["", "  \n"])
+    with pytest.raises(ValueError, match="texts must contain some"):
+        BPETokenizer.train("", vocab_size=300)
+    with pytest.raises(TypeError, match=r"texts\[1\]"):
+        CharTokenizer.train(["ok", 3])
+    with pytest.raises(ValueError, match="min_freq"):
+        WordTokenizer.train(TEXTS, min_freq=0)
+    with pytest.raises(ValueError, match="special tokens must be distinct"):
+        CharTokenizer.train("abc", pad="<x>", unk="<x>")
+    tok = CharTokenizer.train("abc")
+    with pytest.raises(ValueError, match=r"id must be an int in \[0, 7\)"):
+        tok.decode([7])
+    with pytest.raises(ValueError, match="token 'z'"):
+        tok.token_to_id("z")
+    with pytest.raises(TypeError, match="text must be a str"):
+        tok.encode(["a"])

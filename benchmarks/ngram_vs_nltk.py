@@ -1,6 +1,7 @@
 """Benchmark: lmbook_utils.ngram.NGramLM against nltk.lm on the same trigram counts.
 
-Run as `python benchmarks/ngram_vs_nltk.py` (about a minute on 2 CPU cores). Not a test.
+Run as `python benchmarks/ngram_vs_nltk.py [zipf|toyworld]` (under a minute on 2 CPU cores).
+Not a test: it prints figures.
 
 What is compared, and how we made it apples to apples:
 - Same events. nltk's `padded_everygram_pipeline` pads both ends with n-1 markers and also
@@ -36,13 +37,21 @@ from lmbook_utils.ngram import NGramLM
 ORDER, DISCOUNT, TRAIN_TOKENS = 3, 0.75, 200_000
 
 
-def load_corpus(n_tokens: int, seed: int = 0) -> tuple[list[list[str]], str]:
+def load_corpus(n_tokens: int, seed: int = 0, kind: str = "zipf") -> tuple[list[list[str]], str]:
     """Sentences of about `n_tokens` words, and a description of where they come from.
 
-    lmbook_utils.toyworld did not exist when this was written, so this is a deterministic
-    synthetic corpus: 5,000 words with Zipfian frequencies (exponent 1.1), where each word has
-    8 favourite successors chosen 70% of the time. Replace this one function to use another.
+    kind="zipf" (default): a deterministic synthetic corpus with a vocabulary like real text's,
+    5,000 words with Zipfian frequencies (exponent 1.1), where each word has 8 favourite
+    successors chosen 70% of the time. kind="toyworld": toy-world stories (only ~90 word
+    types, so far fewer distinct n-grams: an easier case for nltk's Kneser-Ney).
     """
+    if kind == "toyworld":
+        from lmbook_utils import toyworld
+
+        stories = toyworld.generate_corpus(n_chars=int(n_tokens * 4.0), seed=seed).tokens()
+        return stories, "toy-world stories (lmbook_utils.toyworld)"
+    if kind != "zipf":
+        raise ValueError(f"kind must be 'zipf' or 'toyworld', got {kind!r}")
     rng = np.random.default_rng(seed)
     V = 5000
     zipf = np.cumsum(1.0 / np.arange(1, V + 1) ** 1.1)
@@ -63,7 +72,7 @@ def load_corpus(n_tokens: int, seed: int = 0) -> tuple[list[list[str]], str]:
                 ids.append(int(np.searchsorted(zipf, u[t])))
         sents.append([words[i] for i in ids])
         total += length
-    return sents, "synthetic Zipfian bigram-chain corpus (lmbook_utils.toyworld not available)"
+    return sents, "synthetic Zipfian bigram-chain corpus, 5,000 word types"
 
 
 def our_events(sentences: list[list[str]], n: int) -> list[list[tuple[str, ...]]]:
@@ -102,7 +111,10 @@ def timed(fn):
 
 
 def main() -> None:
-    sents, source = load_corpus(int(TRAIN_TOKENS * 1.1))
+    import sys
+
+    kind = sys.argv[1] if len(sys.argv) > 1 else "zipf"  # python benchmarks/ngram_vs_nltk.py toyworld
+    sents, source = load_corpus(int(TRAIN_TOKENS * 1.1), kind=kind)
     split = int(len(sents) * 0.9)
     train, held = sents[:split], sents[split:]
     vocab = {w for s in train for w in s}

@@ -342,6 +342,12 @@ class BPETokenizer(Tokenizer):
                                  f"{shown} (this tokenizer has unk=None)")
         return text
 
+    def merges(self) -> list[tuple[str, str]]:
+        """The learned merges in the order they were learned (the first was the most frequent
+        pair). Introduced in chapter 00_introduction."""
+        raw = json.loads(self.hf.to_str())["model"]["merges"]
+        return [tuple(m) if isinstance(m, list) else tuple(m.split(" ", 1)) for m in raw]
+
     def encode(self, text: str, add_bos: bool = False, add_eos: bool = False) -> list[int]:
         ids = self.hf.encode(self._check_text(text), add_special_tokens=False).ids
         return self._add_bos_eos(ids, add_bos, add_eos)

@@ -70,3 +70,80 @@ def test_perplexity_right_and_infinite(capsys):
 def test_non_callable_is_a_clear_error():
     with pytest.raises(TypeError, match="fn must be a function"):
         ex.check_perplexity(3)
+
+
+# --- chapter 00_introduction ------------------------------------------------------------------
+
+def test_toy_probability_accepts_the_product_of_rule_probabilities(capsys):
+    # "Bob ate the cake." = S -> P_S ate FOOD_O . (0.10) * P_S -> bob (0.8/10)
+    #   * FOOD_O -> FOOD_N (0.85) * FOOD_N -> the cake (0.4/4), worked out from the grammar's tables.
+    p = 0.10 * 0.08 * 0.85 * 0.1
+    assert ex.check_toy_probability("Bob ate the cake.", p)
+    assert "✅" in capsys.readouterr().out
+
+
+def test_toy_probability_names_the_factor_that_is_off(capsys):
+    p = 0.10 * 0.08 * 0.1  # forgot FOOD_O -> FOOD_N (0.85)
+    assert not ex.check_toy_probability("Bob ate the cake.", p)
+    out = capsys.readouterr().out
+    assert "1.176" in out and "too large" in out  # 1 / 0.85 = 1.176...
+
+
+def test_toy_probability_rejects_impossible_sentences_and_bad_numbers(capsys):
+    with pytest.raises(ValueError, match="sentence"):
+        ex.check_toy_probability("Bob ate Bob.", 0.1)
+    assert not ex.check_toy_probability("Bob ate the cake.", 1.5)
+    assert "between 0 and 1" in capsys.readouterr().out
+
+
+def pair_right(word_counts):
+    pairs = Counter()
+    for word, c in word_counts.items():
+        for a, b in zip(word, word[1:]):
+            pairs[a, b] += c
+    best = max(pairs.values())
+    return min(p for p, c in pairs.items() if c == best)
+
+
+def test_most_frequent_pair_right_and_tie_rule(capsys):
+    assert ex.check_most_frequent_pair(pair_right)
+
+    def ignores_counts(word_counts):  # counts every word once
+        return pair_right({w: 1 for w in word_counts})
+
+    assert not ex.check_most_frequent_pair(ignores_counts)
+    assert "weigh" in capsys.readouterr().out
+
+
+def merge_right(word_counts, pair):
+    out = {}
+    for word, c in word_counts.items():
+        merged, i = [], 0
+        while i < len(word):
+            if i + 1 < len(word) and (word[i], word[i + 1]) == pair:
+                merged.append(word[i] + word[i + 1])
+                i += 2
+            else:
+                merged.append(word[i])
+                i += 1
+        out[tuple(merged)] = out.get(tuple(merged), 0) + c
+    return out
+
+
+def test_merge_pair_right_and_overlapping_mistake(capsys):
+    assert ex.check_merge_pair(merge_right)
+
+    def overlapping(word_counts, pair):  # merges "a a a" into "aa" "aa": a symbol used twice
+        out = {}
+        for word, c in word_counts.items():
+            merged = []
+            for i, s in enumerate(word):
+                if i + 1 < len(word) and (s, word[i + 1]) == pair:
+                    merged.append(s + word[i + 1])
+                elif not (i > 0 and (word[i - 1], s) == pair):
+                    merged.append(s)
+            out[tuple(merged)] = c
+        return out
+
+    assert not ex.check_merge_pair(overlapping)
+    assert "('a', 'a', 'a')" in capsys.readouterr().out

@@ -192,3 +192,14 @@ def test_bad_arguments():
         tok.token_to_id("z")
     with pytest.raises(TypeError, match="text must be a str"):
         tok.encode(["a"])
+
+
+def test_bpe_merges_in_order_first_is_most_frequent_pair():
+    # Byte level: "ab" occurs 6 times, "Ġa" 5 times, "bc" 3 times: the first merge is (a, b).
+    tok = BPETokenizer.train(["ab ab ab ab ab ab bc bc bc cd"], vocab_size=264, min_frequency=1)
+    merges = tok.merges()
+    assert merges[0] == ("a", "b")
+    assert merges[1] == ("Ġ", "ab")
+    assert all(isinstance(m, tuple) and len(m) == 2 for m in merges)
+    # each merge adds exactly one token to the 4 specials + 256 byte symbols
+    assert len(merges) == tok.vocab_size - len(tok.specials) - 256

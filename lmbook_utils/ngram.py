@@ -31,6 +31,7 @@ Conventions (the chapter's entropy floor uses the same ones):
 
 from __future__ import annotations
 
+import itertools
 import math
 import numbers
 from collections import Counter
@@ -147,16 +148,17 @@ class NGramLM:
     def _event_keys(self, seqs: list[Sequence[str]], name: str) -> np.ndarray:
         """The int64 key of the n-gram ending at every predicted token, sentence by sentence."""
         n = self.n
-        if self.unknown == "map":
-            get, unk = self._id.get, self._id[UNK]
-            flat = [get(t, unk) for seq in seqs for t in seq]
-        else:
-            try:
-                flat = [self._id[t] for seq in seqs for t in seq]
-            except KeyError as err:
-                raise ValueError(f"{name} holds the unknown token {err.args[0]!r} and unknown="
-                                 "'error'; it never occurred in training") from None
         lens = np.fromiter(map(len, seqs), dtype=np.int64, count=len(seqs))
+        tokens = itertools.chain.from_iterable(seqs)
+        if self.unknown == "map":  # map() with C-level dict.get: no Python code per token
+            ids = map(self._id.get, tokens, itertools.repeat(self._id[UNK]))
+        else:
+            ids = map(self._id.__getitem__, tokens)
+        try:
+            flat = np.fromiter(ids, dtype=np.int64, count=int(lens.sum()))
+        except KeyError as err:
+            raise ValueError(f"{name} holds the unknown token {err.args[0]!r} and unknown="
+                             "'error'; it never occurred in training") from None
         sent = np.repeat(np.arange(len(seqs)), lens)
         toks = np.full(int(lens.sum()) + n * len(seqs), self._bos, dtype=np.int64)
         toks[np.arange(len(flat)) + sent * n + n - 1] = flat  # (n-1) <s> before each sentence

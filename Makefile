@@ -6,9 +6,13 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: help env book test lab lock clean
+NPM    ?= npm
+ASSETS := node_modules/.package-lock.json
+
+.PHONY: help env assets book test lab lock clean
 
 help:
+	@echo "make assets install the book's JavaScript (MathJax, require.js, widget manager, d3, jQuery) with npm ci"
 	@echo "make book   build the HTML book into book/_build/html (executes every chapter)"
 	@echo "make test   run every test: package, notebooks (nbval), book build, browser"
 	@echo "make lab    open the chapters in JupyterLab"
@@ -23,13 +27,41 @@ $(STAMP): pyproject.toml requirements-lock.txt
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (LLM Book)" >/dev/null
 	touch $@
 
-book: env
+# The JavaScript the built book serves from its own folder, pinned in package.json
+# and package-lock.json; book/_ext/lmbook_assets.py copies it into the build.
+assets: $(ASSETS)
+
+$(ASSETS): package.json package-lock.json
+	@if command -v $(NPM) >/dev/null 2>&1; then \
+		$(NPM) ci --ignore-scripts --no-audit --no-fund && touch $@; \
+	else \
+		echo "make assets: npm is not installed, so the book's JavaScript (MathJax, require.js,"; \
+		echo "  the Jupyter widgets manager, d3, jQuery) cannot be installed into node_modules/."; \
+		echo "  The book will load them from public CDNs: it works online only, and the"; \
+		echo "  offline and browser tests fail. Install Node.js with npm, then run: make assets"; \
+	fi
+
+book: env assets
 	$(VENV)/bin/jupyter-book build book --all --warningiserror --keep-going
 	@echo "Open book/_build/html/index.html"
 
-test: env
-	$(PY) -m pytest tests book/chapters --nbval --nbval-current-env \
-		--nbval-sanitize-with tests/nbval_sanitize.cfg
+TEST_CMD = $(PY) -m pytest tests book/chapters --nbval --nbval-current-env \
+	--nbval-sanitize-with tests/nbval_sanitize.cfg
+
+# The tests run with the network switched off (a network namespace with only
+# loopback, which Jupyter kernels need) when this machine allows it: user
+# namespaces (`unshare -rn`, no root needed). .ci/run always switches it off
+# itself and sets LMBOOK_NETWORK_OFF=1.
+test: env assets
+	@if [ "$$LMBOOK_NETWORK_OFF" = 1 ]; then \
+		$(TEST_CMD); \
+	elif unshare -rn sh -c 'ip link set lo up' >/dev/null 2>&1; then \
+		echo "make test: network switched off (unshare -rn)"; \
+		unshare -rn sh -c 'ip link set lo up && exec "$$@"' sh $(TEST_CMD); \
+	else \
+		echo "make test: cannot switch the network off here (no unshare -rn); running with it on"; \
+		$(TEST_CMD); \
+	fi
 
 lab: env
 	$(VENV)/bin/jupyter lab book/chapters

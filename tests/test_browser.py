@@ -1,0 +1,325 @@
+"""The built book works with no internet, proven in a real browser.
+
+Headless Chromium (Debian's /usr/bin/chromium, driven by playwright-python; never
+a browser that a tool downloads) opens every HTML page of the built book with
+every request outside the book's folder blocked, and checks on each page: no
+request left the book and no file of the book is missing, no JavaScript error,
+the math is typeset, every widget is visible, every frame switcher switches and
+every attention view draws its tokens and lines and reacts to the mouse. It runs
+over the real book (book/_toc.yml) and over tests/fixtures/widgets_book, which
+holds every kind of output (math, head/model/encoder-decoder views, a stored
+ipywidget, frame switchers) so the machinery is proven before any chapter has
+them. Screenshots of each page land in tests/artifacts/ for a person to look at.
+
+Without /usr/bin/chromium these tests skip, or fail when LMBOOK_REQUIRE_BROWSER=1
+(as .ci/run sets).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from conftest import BOOK, FIXTURE_BOOK, toc_files
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).parent / "artifacts"
+EXTRA_PAGES = ["index", "genindex", "search"]  # Sphinx's own pages, beside the toc's
+SETTLE_MS = 300  # after the page reports ready, let late scripts run
+
+
+def pages_of(toc: Path) -> list[str]:
+    return toc_files(toc) + EXTRA_PAGES
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        message = (f"{CHROMIUM} is missing: install Debian's chromium "
+                   "(apt-get install -y chromium); never use `playwright install`")
+        if os.environ.get("LMBOOK_REQUIRE_BROWSER") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:  # pragma: no cover - playwright is pinned in the dev extra
+        if os.environ.get("LMBOOK_REQUIRE_BROWSER") == "1":
+            pytest.fail("playwright is not installed (pip install -e '.[dev]')")
+        pytest.skip("playwright is not installed")
+    with sync_playwright() as p:
+        # --no-sandbox: CI runs as root, where Chromium's sandbox refuses to start;
+        # the pages are the book's own files.
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                    args=["--no-sandbox", "--disable-gpu"])
+        yield browser
+        browser.close()
+
+
+class PageRun:
+    """One page opened with the network fenced off, and what went wrong on it."""
+
+    def __init__(self, browser, html_root: Path, name: str):
+        self.root = html_root.resolve()
+        self.path = self.root / f"{name}.html"
+        self.problems: list[str] = []
+        self.context = browser.new_context(viewport={"width": 1280, "height": 900},
+                                           service_workers="block")
+        self.page = self.context.new_page()
+        self.page.route("**/*", self._route)
+        self.page.on("console", self._console)
+        self.page.on("pageerror", lambda err: self.problems.append(f"page error: {err}"))
+        self.page.on("requestfailed", self._failed)
+
+    def _inside(self, url: str) -> bool:
+        if url.startswith(("data:", "blob:", "about:")):
+            return True
+        prefix = self.root.as_uri() + "/"
+        return url.startswith(prefix) and ".." not in url[len(prefix):]
+
+    def _route(self, route):
+        url = route.request.url
+        if self._inside(url):
+            route.continue_()
+        else:
+            self.problems.append(f"request outside the book (blocked): {url}")
+            route.abort("blockedbyclient")
+
+    def _failed(self, request):
+        if self._inside(request.url):  # a file of the book that is missing
+            self.problems.append(f"request failed: {request.url} ({request.failure})")
+
+    def _console(self, message):
+        if message.type == "error":
+            self.problems.append(f"console error: {message.text} at {message.location}")
+
+    def open(self):
+        assert self.path.is_file(), f"{self.path} was not built"
+        if 'http-equiv="Refresh"' in self.path.read_text(encoding="utf-8"):
+            # index.html only redirects to the root page: follow it, check that page.
+            self.page.goto(self.path.as_uri())
+            self.page.wait_for_url(lambda url: url != self.path.as_uri(), wait_until="load")
+        else:
+            self.page.goto(self.path.as_uri(), wait_until="load")
+        # MathJax 3 resolves startup.promise once the page is typeset.
+        self.page.evaluate("""async () => {
+            if (window.MathJax && MathJax.startup && MathJax.startup.promise)
+                await MathJax.startup.promise;
+        }""")
+        self.page.wait_for_function(
+            """() => [...document.querySelectorAll(
+                    'script[type="application/vnd.jupyter.widget-view+json"]')]
+                 .every(s => s.previousElementSibling &&
+                             s.previousElementSibling.querySelector('.jupyter-widgets'))""",
+            timeout=15000)
+        self.page.wait_for_function(
+            """() => [...document.querySelectorAll('.lmbook-attention')]
+                 .every(v => v.querySelectorAll('svg text').length > 0)""", timeout=15000)
+        self.page.wait_for_timeout(SETTLE_MS)
+        return self.page
+
+    def close(self):
+        self.context.close()
+
+
+def check_math(page) -> list[str]:
+    info = page.evaluate("""() => {
+        const math = [...document.querySelectorAll('.math, .MathJax_Preview')];
+        const untypeset = math.filter(m => !m.querySelector('mjx-container'))
+                              .map(m => m.textContent.trim().slice(0, 60));
+        const body = document.querySelector('main') || document.body;
+        const copy = body.cloneNode(true);
+        copy.querySelectorAll('pre, code, script, style, textarea, mjx-container, .highlight')
+            .forEach(e => e.remove());
+        return {math: math.length, untypeset,
+                containers: document.querySelectorAll('mjx-container').length,
+                text: copy.innerText || copy.textContent};
+    }""")
+    problems = [f"math not typeset: {t!r}" for t in info["untypeset"]]
+    if info["math"] and not info["containers"]:
+        problems.append("the page has math but no MathJax output")
+    for raw in (r"\(", r"\[", "$$"):
+        if raw in info["text"]:
+            i = info["text"].index(raw)
+            problems.append(f"raw math delimiter {raw!r} visible: {info['text'][max(0, i - 40):i + 40]!r} "
+                            "(in MyST, a $$ display block needs a blank line before and after it)")
+    return problems
+
+
+def check_widgets(page) -> list[str]:
+    sizes = page.evaluate("""() => [...document.querySelectorAll(
+            'script[type="application/vnd.jupyter.widget-view+json"]')].map(s => {
+        const w = s.previousElementSibling && s.previousElementSibling.querySelector('.jupyter-widgets');
+        if (!w) return null;
+        const r = w.getBoundingClientRect();
+        return [r.width, r.height, getComputedStyle(w).visibility];
+    })""")
+    problems = []
+    for i, size in enumerate(sizes):
+        if size is None:
+            problems.append(f"widget {i} was not rendered")
+        elif size[0] <= 0 or size[1] <= 0 or size[2] == "hidden":
+            problems.append(f"widget {i} is not visible: width, height, visibility = {size}")
+    return problems
+
+
+def visible_frames(switcher) -> list[tuple[str, str]]:
+    return [tuple(pair) for pair in switcher.evaluate("""root => [...root.querySelectorAll('.lmbook-frame')]
+        .filter(f => !f.hidden && f.getBoundingClientRect().height > 0)
+        .map(f => [f.dataset.value, root.querySelector('output').textContent])""")]
+
+
+def check_frame_switchers(page) -> list[str]:
+    problems = []
+    switchers = page.locator(".lmbook-frames")
+    for i in range(switchers.count()):
+        sw = switchers.nth(i)
+        values = sw.evaluate("r => [...r.querySelectorAll('.lmbook-frame')].map(f => f.dataset.value)")
+        images = sw.evaluate("r => [...r.querySelectorAll('img')].map(im => im.naturalWidth)")
+        if any(w == 0 for w in images):
+            problems.append(f"frame switcher {i}: an image did not load")
+        control = sw.locator("input, select").first
+        kind = control.evaluate("c => c.tagName.toLowerCase()")
+        seen = []
+        for k, value in enumerate(values):
+            if kind == "select":
+                control.select_option(index=k)
+            else:  # a range input: the keyboard, as a reader would
+                control.focus()
+                control.press("Home")
+                for _ in range(k):
+                    control.press("ArrowRight")
+            shown = visible_frames(sw)
+            if len(shown) != 1 or shown[0] != (value, value):
+                problems.append(f"frame switcher {i}: after choosing {value!r} the visible frames "
+                                f"(value, label) are {shown}")
+            seen.append(tuple(shown))
+        if len(values) > 1 and len(set(seen)) != len(values):
+            problems.append(f"frame switcher {i}: the control does not change the frame: {seen}")
+    return problems
+
+
+def check_attention_views(page) -> list[str]:
+    problems = []
+    views = page.locator(".lmbook-attention")
+    for i in range(views.count()):
+        view = views.nth(i)
+        kind = view.get_attribute("data-view")
+        stats = view.evaluate("""v => {
+            const box = v.getBoundingClientRect();
+            const visible = e => { const r = e.getBoundingClientRect(); return r.width > 0 && r.height > 0; };
+            return {width: box.width, height: box.height,
+                    texts: [...v.querySelectorAll('svg text')].filter(t => t.textContent.trim() && visible(t)).length,
+                    marks: [...v.querySelectorAll('svg line, svg rect, svg path')].filter(visible).length};
+        }""")
+        if stats["width"] <= 0 or stats["height"] <= 0:
+            problems.append(f"attention view {i} ({kind}) has no size")
+        if stats["texts"] == 0:
+            problems.append(f"attention view {i} ({kind}) draws no tokens")
+        if stats["marks"] == 0:
+            problems.append(f"attention view {i} ({kind}) draws no lines or boxes")
+        if problems:
+            continue
+        before = view.inner_html()
+        if kind == "head":  # hovering a token highlights what it attends to
+            view.locator("svg text").filter(has_text=re.compile(r"\S")).first.hover()
+        else:  # clicking a head of the model view opens it large
+            head = view.locator("svg .attn_background").first
+            head.scroll_into_view_if_needed()
+            box = head.bounding_box()
+            page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        page.wait_for_timeout(200)
+        if view.inner_html() == before:
+            problems.append(f"attention view {i} ({kind}) does not react to the mouse")
+    return problems
+
+
+def run_checks(browser, html_root: Path, name: str, shot: str | None) -> None:
+    run = PageRun(browser, html_root, name)
+    try:
+        page = run.open()
+        problems = check_math(page)
+        problems += check_widgets(page)
+        problems += check_frame_switchers(page)
+        problems += check_attention_views(page)
+        if shot:
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.evaluate("window.scrollTo(0, 0)")
+            page.screenshot(path=str(ARTIFACTS / f"{shot}.png"), full_page=True)
+        problems = run.problems + problems  # requests and errors, also those the checks caused
+    finally:
+        run.close()
+    assert not problems, f"{name}.html:\n  " + "\n  ".join(problems)
+
+
+def shot_name(prefix: str, name: str) -> str | None:
+    return None if name in EXTRA_PAGES else prefix + name.replace("/", "-")
+
+
+@pytest.mark.parametrize("name", pages_of(BOOK / "_toc.yml"))
+def test_book_page_works_offline(browser, real_book, name):
+    run_checks(browser, real_book.html, name, shot_name("", name))
+
+
+FIXTURE_PAGES = pages_of(FIXTURE_BOOK / "_toc.yml")
+
+
+@pytest.mark.parametrize("name", FIXTURE_PAGES)
+def test_fixture_page_works_offline(browser, fixture_book, name):
+    run_checks(browser, fixture_book.html, name, shot_name("fixture-", name))
+
+
+def test_fixture_book_has_every_kind_of_output(browser, fixture_book):
+    """The fixture is only a proof if its pages really hold what the checks look for."""
+    run = PageRun(browser, fixture_book.html, "views")
+    try:
+        page = run.open()
+        counts = page.evaluate("""() => ({
+            math: document.querySelectorAll('mjx-container').length,
+            widgets: document.querySelectorAll('.jupyter-widgets.widget-slider').length,
+            switchers: document.querySelectorAll('.lmbook-frames').length,
+            views: [...document.querySelectorAll('.lmbook-attention')].map(v => v.dataset.view)})""")
+    finally:
+        run.close()
+    assert counts["math"] >= 2
+    assert counts["widgets"] == 1
+    assert counts["switchers"] == 2
+    assert sorted(counts["views"]) == ["head", "head", "model"]
+
+
+def test_a_cdn_request_is_caught(browser, fixture_book, tmp_path):
+    """The fence works: a page that loads a script from a CDN fails the checks."""
+    page_path = fixture_book.html / "cdn_probe.html"
+    page_path.write_text('<html><body><p>probe</p>'
+                         '<script src="https://cdn.jsdelivr.net/npm/d3@5.7.0/dist/d3.min.js"></script>'
+                         '</body></html>', encoding="utf-8")
+    try:
+        with pytest.raises(AssertionError, match=r"request outside the book \(blocked\): https://cdn"):
+            run_checks(browser, fixture_book.html, "cdn_probe", None)
+    finally:
+        page_path.unlink()
+
+
+def test_the_checks_catch_raw_math_errors_and_dead_switchers(browser, fixture_book):
+    """The page checks can fail: untypeset math, a script error, a control that does nothing."""
+    page_path = fixture_book.html / "broken_probe.html"
+    page_path.write_text(
+        '<html><body><main><p>Raw: <span class="math">\\(x^2\\)</span> and $$y$$</p>'
+        '<div class="lmbook-frames"><label>k <input type="range" min="0" max="1" value="0">'
+        '<output>a</output></label><div class="lmbook-frame" data-value="a">A</div>'
+        '<div class="lmbook-frame" data-value="b" hidden>B</div></div>'
+        '<script>undefinedFunction();</script></main></body></html>', encoding="utf-8")
+    try:
+        with pytest.raises(AssertionError) as caught:
+            run_checks(browser, fixture_book.html, "broken_probe", None)
+    finally:
+        page_path.unlink()
+    message = str(caught.value)
+    assert "math not typeset: '\\\\(x^2\\\\)'" in message
+    assert "raw math delimiter '$$' visible" in message
+    assert "page error: undefinedFunction is not defined" in message
+    assert "frame switcher 0: after choosing 'b'" in message

@@ -147,3 +147,58 @@ def test_merge_pair_right_and_overlapping_mistake(capsys):
 
     assert not ex.check_merge_pair(overlapping)
     assert "('a', 'a', 'a')" in capsys.readouterr().out
+
+
+# --- chapter 03_attention ---------------------------------------------------------------------
+
+def attention_right(q, k, v, mask=None):
+    import torch
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    w = scores.softmax(dim=-1)
+    return w @ v, w
+
+
+def test_attention_check_accepts_reference(capsys):
+    assert ex.check_attention(attention_right)
+    assert "✅" in capsys.readouterr().out
+
+
+def test_attention_check_names_unnormalized_rows(capsys):
+    def exp_only(q, k, v, mask=None):  # forgot to normalize: rows do not sum to 1
+        scores = (q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])).exp()
+        if mask is not None:
+            scores = scores * mask
+        return scores @ v, scores
+
+    assert not ex.check_attention(exp_only)
+    out = capsys.readouterr().out
+    assert "rows do not sum to 1" in out and "row 0 sums to" in out
+
+
+def test_attention_check_names_missing_scaling(capsys):
+    def unscaled(q, k, v, mask=None):
+        scores = q @ k.transpose(-2, -1)
+        if mask is not None:
+            scores = scores.masked_fill(~mask, float("-inf"))
+        w = scores.softmax(dim=-1)
+        return w @ v, w
+
+    assert not ex.check_attention(unscaled)
+    assert "sqrt(d_k)" in capsys.readouterr().out
+
+
+def test_attention_check_names_ignored_mask(capsys):
+    def no_mask(q, k, v, mask=None):
+        return attention_right(q, k, v, None)
+
+    assert not ex.check_attention(no_mask)
+    assert "mask" in capsys.readouterr().out
+
+
+def test_causal_mask_check(capsys):
+    import torch
+    assert ex.check_causal_mask(lambda n: torch.ones(n, n, dtype=torch.bool).tril())
+    assert not ex.check_causal_mask(lambda n: torch.ones(n, n, dtype=torch.bool).triu())
+    assert "future" in capsys.readouterr().out

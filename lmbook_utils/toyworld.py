@@ -714,6 +714,17 @@ class TranslationPair:
     zh: str
 
 
+@dataclass(frozen=True)
+class CoreferenceExample:
+    """A story and, for each he/him/she/her, (pronoun index, antecedent index, name) in
+    `tokens` (tokenize_en of text); the antecedent is the name's latest mention before it.
+
+    Introduced in chapter 03_attention."""
+    text: str
+    tokens: tuple[str, ...]
+    links: tuple[tuple[int, int, str], ...]
+
+
 def _polarity(tags: list[str]) -> int:
     pol = math.prod(int(t[4:]) for t in tags if t.startswith("pol="))
     return -pol if "not" in tags else pol
@@ -817,4 +828,35 @@ def translation_pairs(n: int = 1000, seed: int = 0) -> list[TranslationPair]:
         u = rng.random()
         en, zh, _, _, _, _ = _expand("S" if u < 0.7 else "REVIEW" if u < 0.85 else "INTENT", rng, None)
         out.append(TranslationPair(detokenize_en(en), zh))
+    return out
+
+
+_GENDER = {e.lower(): g for e, _, g in PEOPLE}
+_PRONOUN_GENDER = {"he": "m", "him": "m", "she": "f", "her": "f"}
+
+
+def coreference_examples(n: int = 1000, seed: int = 0) -> list[CoreferenceExample]:
+    """Stories with at least one personal pronoun, each linked to the name it refers to.
+
+    Introduced in chapter 03_attention. The grammar says "he"/"she" only when exactly one
+    person of that gender has been mentioned so far, so the link is read off the text exactly:
+    the name of that gender before the pronoun. Stories without such a pronoun are skipped.
+    """
+    _check_int(n, "n", 1)
+    rng, out = random.Random(_check_int(seed, "seed", 0)), []
+    while len(out) < n:
+        story = _to_story(_sample_story(rng))
+        toks = tuple(tokenize_en(story.en))
+        last: dict[str, int] = {}
+        links = []
+        for i, tok in enumerate(toks):
+            if tok in _PRONOUN_GENDER:
+                names = [w for w in last if _GENDER[w] == _PRONOUN_GENDER[tok]]
+                if len(names) != 1:  # the grammar never writes this; fail loudly if it did
+                    raise AssertionError(f"pronoun {tok!r} at {i} in {story.en!r} has {names}")
+                links.append((i, last[names[0]], names[0]))
+            elif tok in _GENDER:
+                last[tok] = i
+        if links:
+            out.append(CoreferenceExample(story.en, toks, tuple(links)))
     return out

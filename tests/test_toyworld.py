@@ -252,3 +252,27 @@ def test_non_string_text_is_a_type_error():
         tw.log_prob(3)
     with pytest.raises(TypeError, match="text"):
         tw.tokenize_en(None)
+
+
+def test_coreference_links_point_back_to_the_only_name_of_that_gender():
+    examples = tw.coreference_examples(300, seed=4)
+    assert len(examples) == 300 and all(ex.links for ex in examples)
+    gender = {e.lower(): g for e, _, g in tw.PEOPLE}
+    n_links = 0
+    for ex in examples:
+        assert list(ex.tokens) == tw.tokenize_en(ex.text)
+        for pron, ante, name in ex.links:
+            n_links += 1
+            assert ex.tokens[pron] in ("he", "him", "she", "her")
+            assert ante < pron and ex.tokens[ante] == name
+            g = "m" if ex.tokens[pron] in ("he", "him") else "f"
+            earlier = {t for t in ex.tokens[:pron] if gender.get(t) == g}
+            assert earlier == {name}  # the grammar's rule: the only person of that gender so far
+            assert name not in ex.tokens[ante + 1:pron]  # the most recent mention
+    assert n_links > 300
+    assert tw.coreference_examples(5, seed=4) == examples[:5]  # same seed, same stream
+
+
+def test_coreference_bad_input():
+    with pytest.raises(ValueError, match="n"):
+        tw.coreference_examples(0)

@@ -54,13 +54,14 @@ def _find(keys: np.ndarray, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray
 def _check_sequences(sequences: object, name: str) -> list[Sequence[str]]:
     if isinstance(sequences, (str, bytes)) or not isinstance(sequences, (list, tuple)):
         raise TypeError(f"{name} must be a list of token lists, got {type(sequences).__name__}")
-    for i, seq in enumerate(sequences):
-        if not isinstance(seq, (list, tuple)):
-            raise TypeError(f"{name}[{i}] must be a list of str tokens, got {type(seq).__name__}"
-                            " (for characters pass list(text))")
+    if not set(map(type, sequences)) <= {list, tuple}:  # C-level fast path; subclasses below
+        for i, seq in enumerate(sequences):
+            if not isinstance(seq, (list, tuple)):
+                raise TypeError(f"{name}[{i}] must be a list of str tokens, got {type(seq).__name__}"
+                                " (for characters pass list(text))")
     try:  # check each distinct token once, not every occurrence
         types = set().union(*sequences)
-        ok = all(isinstance(tok, str) for tok in types) and BOS not in types and EOS not in types
+        ok = set(map(type, types)) <= {str} and BOS not in types and EOS not in types
     except TypeError:  # an unhashable token
         ok = False
     if not ok:

@@ -52,7 +52,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["AttentionView", "FrameView", "head_view", "model_view", "encoder_decoder_view",
+__all__ = ["AttentionView", "FrameView", "head_view", "model_view", "encoder_decoder_view", "figure_html",
            "frame_switcher"]
 
 DECIMALS = 3  # attention weights are rounded to this many decimals
@@ -339,20 +339,34 @@ class FrameView:
         return "<frame switcher>"
 
 
+def figure_html(fig: Any, alt: str = "figure") -> str:
+    """A matplotlib Figure as an <img> of its SVG, the same bytes on every run; closes it.
+
+    For an ipywidgets.HTML value: a widget that redraws a plot this way keeps its output in
+    the widget state (so the static book shows it) instead of printing into an Output widget,
+    whose captured output nbval would see as the cell's own. Introduced in chapter 03_attention.
+    """
+    from matplotlib.figure import Figure
+
+    if not isinstance(fig, Figure):
+        raise TypeError(f"fig must be a matplotlib Figure, got {type(fig).__name__}")
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    with matplotlib.rc_context({"svg.hashsalt": "lmbook", "svg.fonttype": "path"}):
+        fig.savefig(buf, format="svg", metadata={"Date": None}, bbox_inches="tight")
+    plt.close(fig)  # the inline backend would show it a second time
+    data = base64.b64encode(buf.getvalue()).decode("ascii")
+    return f'<img src="data:image/svg+xml;base64,{data}" alt="{html.escape(alt)}" style="max-width:100%">'
+
+
 def _frame_html(frame: Any, label: str) -> str:
     """A figure becomes an <img> of its SVG (its own document: no id clashes between frames)."""
     from matplotlib.figure import Figure
 
     if isinstance(frame, Figure):
-        import matplotlib
-        import matplotlib.pyplot as plt
-
-        buf = io.BytesIO()
-        with matplotlib.rc_context({"svg.hashsalt": "lmbook", "svg.fonttype": "path"}):
-            frame.savefig(buf, format="svg", metadata={"Date": None}, bbox_inches="tight")
-        plt.close(frame)  # the inline backend would show it a second time
-        data = base64.b64encode(buf.getvalue()).decode("ascii")
-        return f'<img src="data:image/svg+xml;base64,{data}" alt="{html.escape(label)}" style="max-width:100%">'
+        return figure_html(frame, label)
     if isinstance(frame, str):
         return frame
     if hasattr(frame, "_repr_html_"):

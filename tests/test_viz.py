@@ -274,3 +274,21 @@ def test_views_render_as_html_in_notebooks():
     assert view._repr_html_() == view.html and repr(view) == "<bertviz head view>"
     fv = viz.frame_switcher({1: "<p>a</p>"}, label="k")
     assert fv._repr_html_() == fv.html and repr(fv) == "<frame switcher>"
+
+
+def test_figure_html_is_stable_and_closes_the_figure():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    def draw():
+        fig, ax = plt.subplots()
+        ax.plot([0, 1], [1, 0])
+        return fig
+
+    first, second = viz.figure_html(draw(), alt="a line"), viz.figure_html(draw(), alt="a line")
+    assert first == second and first.startswith('<img src="data:image/svg+xml;base64,')
+    assert 'alt="a line"' in first
+    assert plt.get_fignums() == []
+    with pytest.raises(TypeError, match="fig must be a matplotlib Figure"):
+        viz.figure_html("<svg/>")

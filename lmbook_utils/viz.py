@@ -53,6 +53,7 @@ import numpy as np
 import torch
 
 __all__ = ["AttentionView", "FrameView", "head_view", "model_view", "encoder_decoder_view", "figure_html",
+           "heatmap_html",
            "frame_switcher"]
 
 DECIMALS = 3  # attention weights are rounded to this many decimals
@@ -359,6 +360,45 @@ def figure_html(fig: Any, alt: str = "figure") -> str:
     plt.close(fig)  # the inline backend would show it a second time
     data = base64.b64encode(buf.getvalue()).decode("ascii")
     return f'<img src="data:image/svg+xml;base64,{data}" alt="{html.escape(alt)}" style="max-width:100%">'
+
+
+def heatmap_html(matrix: Any, row_labels: Sequence[str], col_labels: Sequence[str], *,
+                 title: str = "", vmin: float = 0.0, vmax: float = 1.0) -> str:
+    """A heat map as an HTML table: the browser draws the labels, so Chinese (or any script)
+    shows whatever fonts matplotlib has, and the stored output is the same on every machine.
+
+    Cell colours come from matplotlib's viridis, values are rounded to 3 decimals and shown
+    on hover. Introduced in chapter 04_transformer.
+    """
+    import matplotlib
+
+    m = np.asarray(torch.as_tensor(matrix).detach().cpu().double() if isinstance(matrix, torch.Tensor)
+                   else matrix, dtype=float)
+    if m.ndim != 2:
+        raise ValueError(f"matrix must be 2-D, got shape {m.shape}")
+    rows, cols = _tokens(row_labels, "row_labels"), _tokens(col_labels, "col_labels")
+    if m.shape != (len(rows), len(cols)):
+        raise ValueError(f"matrix has shape {m.shape}, but there are {len(rows)} row_labels and "
+                         f"{len(cols)} col_labels")
+    if not np.isfinite(m).all():
+        raise ValueError("matrix must hold finite numbers")
+    if not vmax > vmin:
+        raise ValueError(f"vmax must be > vmin, got vmin={vmin}, vmax={vmax}")
+    cmap = matplotlib.colormaps["viridis"]
+    cell = "width:1.6em;height:1.6em;padding:0"
+    head = "".join(f'<th style="writing-mode:vertical-rl;font-weight:normal;padding:2px">'
+                   f"{html.escape(c)}</th>" for c in cols)
+    body = []
+    for label, row in zip(rows, m):
+        tds = "".join(
+            f'<td title="{html.escape(label)} → {html.escape(c)}: {v:.3f}" style="{cell};'
+            f'background:{matplotlib.colors.to_hex(cmap(float(np.clip((v - vmin) / (vmax - vmin), 0, 1))))}"></td>'
+            for c, v in zip(cols, np.round(row, 3)))
+        body.append(f'<tr><th style="text-align:right;font-weight:normal;padding:0 4px">'
+                    f"{html.escape(label)}</th>{tds}</tr>")
+    caption = f'<caption style="caption-side:top;font-weight:bold">{html.escape(title)}</caption>' if title else ""
+    return (f'<table class="lmbook-heatmap" style="border-collapse:collapse;font-family:sans-serif;'
+            f'font-size:0.85em">{caption}<tr><th></th>{head}</tr>{"".join(body)}</table>')
 
 
 def _frame_html(frame: Any, label: str) -> str:

@@ -202,3 +202,45 @@ def test_causal_mask_check(capsys):
     assert ex.check_causal_mask(lambda n: torch.ones(n, n, dtype=torch.bool).tril())
     assert not ex.check_causal_mask(lambda n: torch.ones(n, n, dtype=torch.bool).triu())
     assert "future" in capsys.readouterr().out
+
+
+# --- chapter 04_transformer -------------------------------------------------------------------
+
+def test_positional_encoding_check(capsys):
+    import torch
+
+    def right(max_len, d):
+        pos = torch.arange(max_len)[:, None].double()
+        i = torch.arange(0, d, 2).double()
+        pe = torch.zeros(max_len, d, dtype=torch.float64)
+        pe[:, 0::2] = torch.sin(pos / 10000 ** (i / d))
+        pe[:, 1::2] = torch.cos(pos / 10000 ** (i / d))
+        return pe
+
+    assert ex.check_positional_encoding(right)
+
+    def swapped(max_len, d):  # cos on even dimensions, sin on odd ones
+        pe = right(max_len, d)
+        return torch.stack([pe[:, 1::2], pe[:, 0::2]], dim=-1).flatten(1)
+
+    assert not ex.check_positional_encoding(swapped)
+    assert "PE[1, 0] should be sin(1)" in capsys.readouterr().out
+
+
+def test_label_smoothing_check(capsys):
+    import torch
+
+    def right(target, n_classes, eps):
+        dist = torch.full((len(target), n_classes), eps / n_classes)
+        dist[torch.arange(len(target)), target] += 1 - eps
+        return dist
+
+    assert ex.check_label_smoothing(right)
+
+    def all_to_others(target, n_classes, eps):  # spreads eps over the n-1 wrong classes only
+        dist = torch.full((len(target), n_classes), eps / (n_classes - 1))
+        dist[torch.arange(len(target)), target] = 1 - eps
+        return dist
+
+    assert not ex.check_label_smoothing(all_to_others)
+    assert "eps / n_classes" in capsys.readouterr().out

@@ -292,3 +292,14 @@ def test_figure_html_is_stable_and_closes_the_figure():
     assert plt.get_fignums() == []
     with pytest.raises(TypeError, match="fig must be a matplotlib Figure"):
         viz.figure_html("<svg/>")
+
+
+def test_heatmap_html_table_colours_and_errors():
+    table = viz.heatmap_html([[0.0, 1.0], [0.5, 0.25]], ["他", "<b>"], ["he", "saw"], title="t")
+    assert table == viz.heatmap_html(torch.tensor([[0.0, 1.0], [0.5, 0.25]]), ["他", "<b>"], ["he", "saw"], title="t")
+    assert table.count("<td") == 4 and "&lt;b&gt;" in table and "他 → saw: 1.000" in table
+    assert "#440154" in table and "#fde725" in table  # viridis at 0 and at 1
+    with pytest.raises(ValueError, match="2 row_labels"):
+        viz.heatmap_html([[0.1, 0.2]], ["a", "b"], ["x", "y"])
+    with pytest.raises(ValueError, match="finite"):
+        viz.heatmap_html([[float("nan")]], ["a"], ["x"])

@@ -182,13 +182,14 @@ class Encoder(nn.Module):
     Introduced in chapter 04_transformer. forward returns (x, list of per-layer weights)."""
 
     def __init__(self, n_layers: int, d_model: int, n_heads: int, d_ff: int, dropout: float = 0.1,
-                 activation: str = "relu", norm_first: bool = False, final_norm: bool | None = None) -> None:
+                 activation: str = "relu", norm_first: bool = False, final_norm: bool | None = None,
+                 eps: float = 1e-5) -> None:
         super().__init__()
         _int(n_layers, "n_layers")
-        self.layers = nn.ModuleList(EncoderLayer(d_model, n_heads, d_ff, dropout, activation, norm_first)
+        self.layers = nn.ModuleList(EncoderLayer(d_model, n_heads, d_ff, dropout, activation, norm_first, eps)
                                     for _ in range(n_layers))
         final_norm = norm_first if final_norm is None else final_norm
-        self.norm = nn.LayerNorm(d_model) if final_norm else None
+        self.norm = nn.LayerNorm(d_model, eps=eps) if final_norm else None
 
     def forward(self, x, mask=None, key_padding_mask=None, need_weights=False):
         weights = []

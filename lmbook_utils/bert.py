@@ -1,0 +1,291 @@
+"""BERT (Devlin et al. 2019): a bidirectional Transformer encoder pretrained with MLM and NSP.
+
+Introduced in chapter 05_bert, built on `transformer.Encoder` (post-LN, GELU, LayerNorm eps
+1e-12, as in the original). The input is the SUM of three embeddings, token + segment +
+position, followed by LayerNorm and dropout: `embedding(input_ids + segment_ids)`, which one
+finds in circulation, adds the ids instead and cannot tell segments apart.
+
+Heads: masked-language-model (a dense + GELU + LayerNorm transform, then a projection tied to
+the token embeddings, with its own bias), next-sentence prediction and sequence
+classification (both on the pooled [CLS] vector: dense + tanh). `mask_tokens` implements the
+80/10/10 masking rule. Given the same weights the model equals Hugging Face's
+`BertForPreTraining` (tested); `to_hf_state_dict` maps names and `save_pretrained` writes a
+folder that `transformers` loads with `from_pretrained`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .transformer import Encoder
+
+__all__ = ["BertConfig", "Bert", "BertOutput", "mask_tokens", "to_hf_state_dict", "from_hf_state_dict",
+           "save_pretrained"]
+
+
+@dataclass
+class BertConfig:
+    """Sizes of a BERT model. Introduced in chapter 05_bert."""
+
+    vocab_size: int
+    d_model: int = 64
+    n_layers: int = 2
+    n_heads: int = 4
+    d_ff: int = 256
+    max_len: int = 128
+    type_vocab_size: int = 2
+    dropout: float = 0.1
+    eps: float = 1e-12
+    pad_id: int = 0
+    n_labels: int = 2  # classification head (fine-tuning)
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "d_model", "n_layers", "n_heads", "d_ff", "max_len",
+                     "type_vocab_size", "n_labels"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"BertConfig.{name} must be an int >= 1, got {value!r}")
+        if self.d_model % self.n_heads:
+            raise ValueError(f"BertConfig.d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
+        if not 0 <= self.pad_id < self.vocab_size:
+            raise ValueError(f"BertConfig.pad_id must be an id in [0, {self.vocab_size}), got {self.pad_id}")
+
+
+@dataclass
+class BertOutput:
+    """What `Bert.forward` returns. Introduced in chapter 05_bert."""
+
+    hidden_states: torch.Tensor  # (batch, T, d_model), last layer
+    pooled: torch.Tensor  # (batch, d_model): tanh(dense([CLS]))
+    mlm_logits: torch.Tensor | None = None  # (batch, T, vocab)
+    nsp_logits: torch.Tensor | None = None  # (batch, 2): 0 = is next, 1 = random (HF convention)
+    class_logits: torch.Tensor | None = None  # (batch, n_labels)
+    loss: torch.Tensor | None = None
+    attentions: list | None = None  # per layer (batch, heads, T, T)
+
+
+class Bert(nn.Module):
+    """BERT encoder with MLM, NSP and classification heads. Introduced in chapter 05_bert."""
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        if not isinstance(config, BertConfig):
+            raise TypeError(f"config must be a BertConfig, got {type(config).__name__}")
+        c = self.config = config
+        self.tok_emb = nn.Embedding(c.vocab_size, c.d_model, padding_idx=None)
+        self.pos_emb = nn.Embedding(c.max_len, c.d_model)
+        self.seg_emb = nn.Embedding(c.type_vocab_size, c.d_model)
+        self.emb_norm = nn.LayerNorm(c.d_model, eps=c.eps)
+        self.drop = nn.Dropout(c.dropout)
+        self.encoder = Encoder(c.n_layers, c.d_model, c.n_heads, c.d_ff, c.dropout, activation="gelu",
+                               norm_first=False, final_norm=False, eps=c.eps)
+        self.pooler = nn.Linear(c.d_model, c.d_model)
+        self.mlm_dense = nn.Linear(c.d_model, c.d_model)
+        self.mlm_norm = nn.LayerNorm(c.d_model, eps=c.eps)
+        self.mlm_bias = nn.Parameter(torch.zeros(c.vocab_size))
+        self.nsp_head = nn.Linear(c.d_model, 2)
+        self.cls_head = nn.Linear(c.d_model, c.n_labels)
+        self.apply(self._init)
+
+    @staticmethod
+    def _init(module: nn.Module) -> None:
+        """BERT's initialization: N(0, 0.02) weights, zero biases, unit LayerNorm gains."""
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+        if isinstance(module, nn.LayerNorm):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+
+    def embed(self, input_ids: torch.Tensor, segment_ids: torch.Tensor) -> torch.Tensor:
+        """token + segment + position embeddings, LayerNorm, dropout."""
+        positions = torch.arange(input_ids.shape[1], device=input_ids.device)
+        x = self.tok_emb(input_ids) + self.seg_emb(segment_ids) + self.pos_emb(positions)
+        return self.drop(self.emb_norm(x))
+
+    def _check(self, input_ids, segment_ids, attention_mask):
+        c = self.config
+        if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2 or input_ids.dtype != torch.long:
+            got = f"{input_ids.dtype} {tuple(input_ids.shape)}" if isinstance(input_ids, torch.Tensor) else type(input_ids).__name__
+            raise ValueError(f"input_ids must be a (batch, seq) tensor of token ids (torch.long), got {got}")
+        if input_ids.shape[1] > c.max_len:
+            raise ValueError(f"input_ids has {input_ids.shape[1]} positions, more than the position "
+                             f"table's max_len={c.max_len}; truncate the sequences")
+        if input_ids.numel() and (int(input_ids.min()) < 0 or int(input_ids.max()) >= c.vocab_size):
+            raise ValueError(f"input_ids holds ids outside [0, {c.vocab_size})")
+        if segment_ids is None:
+            segment_ids = torch.zeros_like(input_ids)
+        if not isinstance(segment_ids, torch.Tensor) or segment_ids.shape != input_ids.shape:
+            got = tuple(segment_ids.shape) if isinstance(segment_ids, torch.Tensor) else type(segment_ids).__name__
+            raise ValueError(f"segment_ids must have the shape of input_ids {tuple(input_ids.shape)}, got {got}")
+        if segment_ids.numel() and (int(segment_ids.min()) < 0 or int(segment_ids.max()) >= c.type_vocab_size):
+            raise ValueError(f"segment_ids must be in [0, {c.type_vocab_size}), got values "
+                             f"{sorted(set(segment_ids.unique().tolist()))}")
+        if attention_mask is None:
+            attention_mask = input_ids != c.pad_id
+        if not isinstance(attention_mask, torch.Tensor) or attention_mask.shape != input_ids.shape:
+            raise ValueError(f"attention_mask must be a bool tensor shaped like input_ids {tuple(input_ids.shape)}")
+        return segment_ids.long(), attention_mask.bool()
+
+    def forward(self, input_ids: torch.Tensor, segment_ids: torch.Tensor | None = None,
+                attention_mask: torch.Tensor | None = None, mlm_labels: torch.Tensor | None = None,
+                nsp_labels: torch.Tensor | None = None, class_labels: torch.Tensor | None = None,
+                heads: tuple[str, ...] = ("mlm", "nsp"), need_weights: bool = False) -> BertOutput:
+        """attention_mask: True at real tokens (default: input_ids != pad_id). Labels: mlm
+        (batch, T) with -100 where nothing is predicted; nsp (batch,) 0 = is next, 1 = random;
+        class (batch,). The loss is the sum of the given heads' losses (L_MLM + L_NSP)."""
+        segment_ids, keep = self._check(input_ids, segment_ids, attention_mask)
+        unknown = set(heads) - {"mlm", "nsp", "cls"}
+        if unknown:
+            raise ValueError(f"heads must be among ('mlm', 'nsp', 'cls'), got {sorted(unknown)}")
+        x = self.embed(input_ids, segment_ids)
+        h, attentions = self.encoder(x, key_padding_mask=keep, need_weights=need_weights)
+        pooled = torch.tanh(self.pooler(h[:, 0]))
+        out = BertOutput(h, pooled, attentions=attentions if need_weights else None)
+        losses = []
+        if "mlm" in heads or mlm_labels is not None:
+            t = self.mlm_norm(F.gelu(self.mlm_dense(h)))
+            out.mlm_logits = t @ self.tok_emb.weight.T + self.mlm_bias  # tied with the embeddings
+            if mlm_labels is not None:
+                if mlm_labels.shape != input_ids.shape:
+                    raise ValueError(f"mlm_labels must have the shape of input_ids {tuple(input_ids.shape)}, "
+                                     f"got {tuple(mlm_labels.shape)}")
+                losses.append(F.cross_entropy(out.mlm_logits.flatten(0, 1), mlm_labels.flatten(), ignore_index=-100))
+        if "nsp" in heads or nsp_labels is not None:
+            out.nsp_logits = self.nsp_head(pooled)
+            if nsp_labels is not None:
+                if nsp_labels.shape != (input_ids.shape[0],):
+                    raise ValueError(f"nsp_labels must have shape (batch,) = ({input_ids.shape[0]},), "
+                                     f"got {tuple(nsp_labels.shape)}")
+                losses.append(F.cross_entropy(out.nsp_logits, nsp_labels))
+        if "cls" in heads or class_labels is not None:
+            out.class_logits = self.cls_head(self.drop(pooled))
+            if class_labels is not None:
+                if class_labels.shape != (input_ids.shape[0],):
+                    raise ValueError(f"class_labels must have shape (batch,) = ({input_ids.shape[0]},), "
+                                     f"got {tuple(class_labels.shape)}")
+                losses.append(F.cross_entropy(out.class_logits, class_labels))
+        if losses:
+            out.loss = torch.stack(losses).sum()
+        return out
+
+
+def mask_tokens(input_ids: torch.Tensor, special_ids: list[int] | set[int], vocab_size: int, mask_id: int,
+                prob: float = 0.15, generator: torch.Generator | None = None,
+                mix: tuple[float, float, float] = (0.8, 0.1, 0.1)) -> tuple[torch.Tensor, torch.Tensor]:
+    """BERT's masking: choose `prob` of the non-special tokens; of those, mix[0] become [MASK],
+    mix[1] a random token, mix[2] stay. Returns (masked inputs, labels with -100 elsewhere).
+
+    Introduced in chapter 05_bert. Deterministic given the generator; special tokens ([CLS],
+    [SEP], [PAD], ...) are never chosen, and random replacements are never special tokens.
+    """
+    if not isinstance(input_ids, torch.Tensor) or input_ids.dtype != torch.long:
+        raise ValueError("input_ids must be a tensor of token ids (torch.long)")
+    if not 0.0 < prob < 1.0:
+        raise ValueError(f"prob must be in (0, 1), got {prob!r}")
+    if len(mix) != 3 or min(mix) < 0 or abs(sum(mix) - 1.0) > 1e-9:
+        raise ValueError(f"mix must be three non-negative fractions summing to 1, got {mix!r}")
+    special = torch.tensor(sorted(set(special_ids)), dtype=torch.long)
+    if not (0 <= mask_id < vocab_size) or mask_id not in set(special.tolist()):
+        raise ValueError(f"mask_id must be one of the special_ids and < vocab_size, got {mask_id}")
+    is_special = torch.isin(input_ids, special)
+    u = torch.rand(input_ids.shape, generator=generator)
+    chosen = (u < prob) & ~is_special
+    v = torch.rand(input_ids.shape, generator=generator)
+    to_mask = chosen & (v < mix[0])
+    to_random = chosen & (v >= mix[0]) & (v < mix[0] + mix[1])
+    normal = torch.tensor([i for i in range(vocab_size) if i not in set(special.tolist())])
+    random_ids = normal[torch.randint(len(normal), input_ids.shape, generator=generator)]
+    inputs = torch.where(to_mask, torch.full_like(input_ids, mask_id), input_ids)
+    inputs = torch.where(to_random, random_ids, inputs)
+    labels = torch.where(chosen, input_ids, torch.full_like(input_ids, -100))
+    return inputs, labels
+
+
+# ---- Hugging Face interchange ---------------------------------------------------------------
+def _hf_to_ours(model: Bert) -> dict[str, str]:
+    """transformers.BertForPreTraining parameter name -> ours."""
+    m = {"bert.embeddings.word_embeddings.weight": "tok_emb.weight",
+         "bert.embeddings.position_embeddings.weight": "pos_emb.weight",
+         "bert.embeddings.token_type_embeddings.weight": "seg_emb.weight",
+         "bert.embeddings.LayerNorm.weight": "emb_norm.weight", "bert.embeddings.LayerNorm.bias": "emb_norm.bias",
+         "cls.predictions.bias": "mlm_bias"}
+    for i in range(model.config.n_layers):
+        ours, hf = f"encoder.layers.{i}.", f"bert.encoder.layer.{i}."
+        for a, b in (("self_attn.q_proj", "attention.self.query"), ("self_attn.k_proj", "attention.self.key"),
+                     ("self_attn.v_proj", "attention.self.value"), ("self_attn.out_proj", "attention.output.dense"),
+                     ("norm1", "attention.output.LayerNorm"), ("ff.linear1", "intermediate.dense"),
+                     ("ff.linear2", "output.dense"), ("norm2", "output.LayerNorm")):
+            for p in ("weight", "bias"):
+                m[f"{hf}{b}.{p}"] = f"{ours}{a}.{p}"
+    for p in ("weight", "bias"):
+        m[f"bert.pooler.dense.{p}"] = f"pooler.{p}"
+        m[f"cls.predictions.transform.dense.{p}"] = f"mlm_dense.{p}"
+        m[f"cls.predictions.transform.LayerNorm.{p}"] = f"mlm_norm.{p}"
+        m[f"cls.seq_relationship.{p}"] = f"nsp_head.{p}"
+    return m
+
+
+def to_hf_state_dict(model: Bert) -> dict[str, torch.Tensor]:
+    """Our weights under `transformers.BertForPreTraining`'s names (the MLM decoder is the tied
+    word embedding plus the MLM bias). Introduced in chapter 05_bert."""
+    sd = model.state_dict()
+    out = {hf: sd[ours] for hf, ours in _hf_to_ours(model).items()}
+    out["cls.predictions.decoder.weight"] = sd["tok_emb.weight"]
+    out["cls.predictions.decoder.bias"] = sd["mlm_bias"]
+    return {k: v.detach().clone().contiguous() for k, v in out.items()}
+
+
+def from_hf_state_dict(model: Bert, hf_state: dict[str, torch.Tensor]) -> None:
+    """Load `BertForPreTraining` weights into our model (the classification head is left as is).
+
+    Introduced in chapter 05_bert."""
+    mapping, sd = _hf_to_ours(model), model.state_dict()
+    missing = sorted(set(mapping) - set(hf_state))
+    if missing:
+        raise ValueError(f"hf_state lacks {len(missing)} weights, e.g. {missing[:3]}")
+    for hf_name, our_name in mapping.items():
+        if hf_state[hf_name].shape != sd[our_name].shape:
+            raise ValueError(f"{hf_name} has shape {tuple(hf_state[hf_name].shape)}, ours "
+                             f"{our_name} {tuple(sd[our_name].shape)}")
+        sd[our_name] = hf_state[hf_name]
+    model.load_state_dict(sd)
+
+
+def hf_config(config: BertConfig) -> dict:
+    """The `transformers.BertConfig` fields equal to ours. Introduced in chapter 05_bert."""
+    return {"model_type": "bert", "architectures": ["BertForPreTraining"], "vocab_size": config.vocab_size,
+            "hidden_size": config.d_model, "num_hidden_layers": config.n_layers,
+            "num_attention_heads": config.n_heads, "intermediate_size": config.d_ff,
+            "hidden_act": "gelu", "hidden_dropout_prob": config.dropout,
+            "attention_probs_dropout_prob": config.dropout, "max_position_embeddings": config.max_len,
+            "type_vocab_size": config.type_vocab_size, "initializer_range": 0.02,
+            "layer_norm_eps": config.eps, "pad_token_id": config.pad_id, "tie_word_embeddings": True}
+
+
+def save_pretrained(model: Bert, folder: str | os.PathLike, vocab: list[str] | None = None) -> Path:
+    """Write config.json, model.safetensors (and vocab.txt) that `transformers` loads with
+    `BertForPreTraining.from_pretrained(folder)`. Introduced in chapter 05_bert."""
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(json.dumps(hf_config(model.config), indent=2), encoding="utf-8")
+    state = to_hf_state_dict(model)
+    state.pop("cls.predictions.decoder.weight")  # tied to the word embeddings: stored once
+    state.pop("cls.predictions.decoder.bias")  # the same tensor as cls.predictions.bias
+    save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    if vocab is not None:
+        if len(vocab) != model.config.vocab_size:
+            raise ValueError(f"vocab has {len(vocab)} tokens, the model {model.config.vocab_size}")
+        (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    (folder / "lmbook_config.json").write_text(json.dumps(asdict(model.config)), encoding="utf-8")
+    return folder

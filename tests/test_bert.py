@@ -1,0 +1,149 @@
+"""BERT: parity with Hugging Face transformers, the 80/10/10 masking rule, export, bad input."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lmbook_utils.bert import (Bert, BertConfig, from_hf_state_dict, mask_tokens, save_pretrained,
+                               to_hf_state_dict)
+
+torch.set_num_threads(2)
+transformers = pytest.importorskip("transformers")
+
+
+def hf_model(cfg: BertConfig):
+    hf_cfg = transformers.BertConfig(
+        vocab_size=cfg.vocab_size, hidden_size=cfg.d_model, num_hidden_layers=cfg.n_layers,
+        num_attention_heads=cfg.n_heads, intermediate_size=cfg.d_ff, max_position_embeddings=cfg.max_len,
+        type_vocab_size=cfg.type_vocab_size, hidden_act="gelu", layer_norm_eps=cfg.eps,
+        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, pad_token_id=cfg.pad_id)
+    return transformers.BertForPreTraining(hf_cfg).eval()
+
+
+def batch(cfg: BertConfig, seed: int, b: int = 3, t: int = 9):
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(1, cfg.vocab_size, (b, t), generator=g)
+    seg = (torch.arange(t)[None, :] >= torch.randint(1, t, (b, 1), generator=g)).long()
+    keep = torch.ones(b, t, dtype=torch.bool)
+    keep[0, t - 2:] = False  # padding in the first example
+    ids[~keep] = cfg.pad_id
+    return ids, seg, keep
+
+
+@settings(max_examples=6, deadline=None)
+@given(seed=st.integers(0, 1000), d_model=st.sampled_from([16, 32]), n_heads=st.sampled_from([1, 2, 4]),
+       n_layers=st.integers(1, 3), vocab=st.integers(20, 60))
+def test_matches_hf_bert_for_pretraining(seed, d_model, n_heads, n_layers, vocab):
+    torch.manual_seed(seed)
+    cfg = BertConfig(vocab_size=vocab, d_model=d_model, n_layers=n_layers, n_heads=n_heads,
+                     d_ff=2 * d_model, max_len=16, dropout=0.0)
+    theirs = hf_model(cfg)
+    ours = Bert(cfg).eval()
+    from_hf_state_dict(ours, theirs.state_dict())
+    ids, seg, keep = batch(cfg, seed)
+    with torch.no_grad():
+        want = theirs(input_ids=ids, token_type_ids=seg, attention_mask=keep.long(), output_hidden_states=True)
+        got = ours(ids, seg, keep)
+    torch.testing.assert_close(got.hidden_states, want.hidden_states[-1], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(got.mlm_logits, want.prediction_logits, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(got.nsp_logits, want.seq_relationship_logits, atol=1e-5, rtol=1e-5)
+
+
+def test_export_loads_in_transformers_with_the_same_logits(tmp_path):
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=30, d_model=16, n_layers=2, n_heads=2, d_ff=32, max_len=12, dropout=0.0)
+    ours = Bert(cfg).eval()
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"w{i}" for i in range(25)]
+    save_pretrained(ours, tmp_path / "bert", vocab=vocab)
+    loaded = transformers.BertForPreTraining.from_pretrained(tmp_path / "bert").eval()
+    tok = transformers.BertTokenizer(str(tmp_path / "bert" / "vocab.txt"), do_lower_case=False)
+    assert tok.convert_tokens_to_ids(["[MASK]", "w3"]) == [4, 8]
+    ids, seg, keep = batch(cfg, 1)
+    with torch.no_grad():
+        want = loaded(input_ids=ids, token_type_ids=seg, attention_mask=keep.long())
+        got = ours(ids, seg, keep)
+    torch.testing.assert_close(got.mlm_logits, want.prediction_logits, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(got.nsp_logits, want.seq_relationship_logits, atol=1e-5, rtol=1e-5)
+    # and back: the exported weights are ours
+    again = Bert(cfg).eval()
+    from_hf_state_dict(again, loaded.state_dict())
+    for k, v in to_hf_state_dict(ours).items():
+        torch.testing.assert_close(to_hf_state_dict(again)[k], v)
+
+
+def test_segments_are_told_apart_the_summed_ids_pitfall_is_not():
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=20, d_model=16, n_layers=1, n_heads=2, d_ff=32, max_len=8, dropout=0.0)
+    model = Bert(cfg).eval()
+    ids = torch.tensor([[5, 6, 7, 8]])
+    a = model(ids, torch.tensor([[0, 0, 1, 1]])).hidden_states
+    b = model(ids, torch.tensor([[0, 0, 0, 0]])).hidden_states
+    assert not torch.allclose(a, b)  # the segment changes the representation
+    # the pitfall: embedding(input_ids + segment_ids) makes token 6 in segment 1 = token 7 in segment 0
+    pit = model.tok_emb(ids + torch.tensor([[0, 1, 0, 0]]))
+    assert torch.equal(pit[0, 1], model.tok_emb(torch.tensor(7)))
+
+
+def test_masking_rule_proportions_specials_and_determinism():
+    special = [0, 1, 2, 3, 4]  # pad, unk, cls, sep, mask
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(5, 100, (400, 50), generator=g)
+    ids[:, 0], ids[:, 25], ids[:, -5:] = 2, 3, 0
+    inputs, labels = mask_tokens(ids, special, 100, mask_id=4, generator=torch.Generator().manual_seed(1))
+    chosen = labels != -100
+    normal = ~torch.isin(ids, torch.tensor(special))
+    assert not chosen[~normal].any()  # never a special token
+    assert torch.equal(labels[chosen], ids[chosen])
+    rate = chosen.sum() / normal.sum()
+    assert abs(float(rate) - 0.15) < 0.01
+    masked = (inputs == 4) & chosen
+    kept = (inputs == ids) & chosen
+    randomized = chosen & ~masked & ~kept
+    n = chosen.sum().float()
+    assert abs(float(masked.sum() / n) - 0.8) < 0.02
+    assert abs(float(randomized.sum() / n) - 0.1) < 0.02  # a random token can equal the original: ~0.1
+    assert abs(float(kept.sum() / n) - 0.1) < 0.02
+    assert not torch.isin(inputs[randomized], torch.tensor(special)).any()
+    assert torch.equal(inputs[~chosen], ids[~chosen])
+    again = mask_tokens(ids, special, 100, mask_id=4, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(again[0], inputs) and torch.equal(again[1], labels)
+
+
+def test_losses_add_up():
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=20, d_model=16, n_layers=1, n_heads=2, d_ff=32, max_len=8, dropout=0.0)
+    model = Bert(cfg).eval()
+    ids = torch.randint(5, 20, (2, 6))
+    mlm = torch.full_like(ids, -100)
+    mlm[:, 2] = ids[:, 2]
+    nsp = torch.tensor([0, 1])
+    out = model(ids, mlm_labels=mlm, nsp_labels=nsp)
+    by_hand = (torch.nn.functional.cross_entropy(out.mlm_logits[:, 2], ids[:, 2])
+               + torch.nn.functional.cross_entropy(out.nsp_logits, nsp))
+    torch.testing.assert_close(out.loss, by_hand)
+
+
+def test_bad_input_is_named():
+    cfg = BertConfig(vocab_size=20, d_model=16, n_layers=1, n_heads=2, d_ff=32, max_len=8)
+    model = Bert(cfg)
+    with pytest.raises(ValueError, match="max_len=8"):
+        model(torch.ones(1, 9, dtype=torch.long))
+    with pytest.raises(ValueError, match="segment_ids must have the shape"):
+        model(torch.ones(2, 4, dtype=torch.long), torch.zeros(2, 3, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"segment_ids must be in \[0, 2\)"):
+        model(torch.ones(1, 4, dtype=torch.long), torch.tensor([[0, 1, 2, 0]]))
+    with pytest.raises(ValueError, match="mlm_labels must have the shape"):
+        model(torch.ones(1, 4, dtype=torch.long), mlm_labels=torch.ones(1, 3, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"nsp_labels must have shape \(batch,\)"):
+        model(torch.ones(2, 4, dtype=torch.long), nsp_labels=torch.ones(2, 1, dtype=torch.long))
+    with pytest.raises(ValueError, match="input_ids holds ids outside"):
+        model(torch.tensor([[1, 25]]))
+    with pytest.raises(ValueError, match="divisible"):
+        BertConfig(vocab_size=20, d_model=10, n_heads=3)
+    with pytest.raises(ValueError, match="prob"):
+        mask_tokens(torch.ones(2, 2, dtype=torch.long), [0, 4], 10, 4, prob=0.0)
+    with pytest.raises(ValueError, match="mask_id"):
+        mask_tokens(torch.ones(2, 2, dtype=torch.long), [0], 10, 4)

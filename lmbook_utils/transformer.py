@@ -91,10 +91,12 @@ class FeedForward(nn.Module):
 
     def __init__(self, d_model: int, d_ff: int, dropout: float = 0.0, activation: str = "relu") -> None:
         super().__init__()
-        if activation not in ("relu", "gelu"):
-            raise ValueError(f"activation must be 'relu' or 'gelu', got {activation!r}")
+        acts = {"relu": F.relu, "gelu": F.gelu,  # gelu: exact (erf), BERT's
+                "gelu_tanh": lambda x: F.gelu(x, approximate="tanh")}  # GPT-2's approximation
+        if activation not in acts:
+            raise ValueError(f"activation must be one of {tuple(acts)}, got {activation!r}")
         self.linear1, self.linear2 = nn.Linear(d_model, d_ff), nn.Linear(d_ff, d_model)
-        self.act = F.relu if activation == "relu" else F.gelu
+        self.act = acts[activation]
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,134 @@
+"""GPT: parity with Hugging Face GPT-2 (logits and greedy generation), sampling filters, the KV cache."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lmbook_utils.gpt import (GPT, GPTConfig, beam_search, filter_logits, from_hf_state_dict, generate,
+                              save_pretrained)
+
+torch.set_num_threads(2)
+transformers = pytest.importorskip("transformers")
+
+
+def hf_gpt2(cfg: GPTConfig):
+    hf_cfg = transformers.GPT2Config(vocab_size=cfg.vocab_size, n_positions=cfg.max_len, n_embd=cfg.d_model,
+                                     n_layer=cfg.n_layers, n_head=cfg.n_heads, resid_pdrop=0.0, embd_pdrop=0.0,
+                                     attn_pdrop=0.0, layer_norm_epsilon=cfg.eps, bos_token_id=0, eos_token_id=0)
+    return transformers.GPT2LMHeadModel(hf_cfg).eval()
+
+
+@settings(max_examples=6, deadline=None)
+@given(seed=st.integers(0, 1000), d_model=st.sampled_from([16, 32]), n_heads=st.sampled_from([1, 2, 4]),
+       n_layers=st.integers(1, 3), vocab=st.integers(10, 60))
+def test_logits_match_hf_gpt2(seed, d_model, n_heads, n_layers, vocab):
+    torch.manual_seed(seed)
+    cfg = GPTConfig(vocab_size=vocab, d_model=d_model, n_layers=n_layers, n_heads=n_heads, max_len=24)
+    theirs = hf_gpt2(cfg)
+    ours = GPT(cfg).eval()
+    from_hf_state_dict(ours, theirs.state_dict())
+    ids = torch.randint(0, vocab, (3, 11), generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        torch.testing.assert_close(ours(ids).logits, theirs(ids).logits, atol=1e-5, rtol=1e-5)
+
+
+def test_greedy_generation_equals_hf_generate_and_export_round_trips(tmp_path):
+    torch.manual_seed(0)
+    cfg = GPTConfig(vocab_size=40, d_model=32, n_layers=2, n_heads=4, max_len=32)
+    ours = GPT(cfg).eval()
+    save_pretrained(ours, tmp_path / "gpt")
+    theirs = transformers.GPT2LMHeadModel.from_pretrained(tmp_path / "gpt").eval()
+    prompt = torch.tensor([[3, 7, 9, 1], [5, 5, 2, 8]])
+    with torch.no_grad():
+        torch.testing.assert_close(ours(prompt).logits, theirs(prompt).logits, atol=1e-5, rtol=1e-5)
+        want = theirs.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=12,
+                               do_sample=False, pad_token_id=0)
+    got = generate(ours, prompt, 12)
+    assert torch.equal(got, want)
+
+
+def test_kv_cache_gives_the_same_tokens_as_recomputing():
+    torch.manual_seed(1)
+    model = GPT(GPTConfig(vocab_size=30, d_model=32, n_layers=2, n_heads=2, max_len=40)).eval()
+    prompt = torch.randint(0, 30, (2, 5))
+    for kw in ({}, {"do_sample": True, "temperature": 0.8, "top_k": 10, "seed": 3}):
+        assert torch.equal(generate(model, prompt, 20, use_cache=True, **kw),
+                           generate(model, prompt, 20, use_cache=False, **kw))
+
+
+def test_top_k_never_samples_outside_the_k_best():
+    torch.manual_seed(2)
+    logits = torch.randn(4, 50)
+    kept = filter_logits(logits, top_k=5)
+    assert torch.equal(torch.isfinite(kept), logits >= torch.topk(logits, 5).values[:, -1:])
+    model = GPT(GPTConfig(vocab_size=50, d_model=16, n_layers=1, n_heads=2, max_len=20)).eval()
+    prompt = torch.randint(0, 50, (64, 1), generator=torch.Generator().manual_seed(0))
+    out = generate(model, prompt, 1, do_sample=True, top_k=3, seed=0)
+    with torch.no_grad():
+        best3 = torch.topk(model(prompt).logits[:, -1], 3).indices
+    assert (out[:, 1:2] == best3).any(-1).all()
+
+
+def test_top_p_keeps_the_smallest_set_reaching_p():
+    probs = torch.tensor([[0.5, 0.3, 0.15, 0.05]])
+    logits = probs.log()
+    assert torch.isfinite(filter_logits(logits, top_p=0.5)).tolist() == [[True, False, False, False]]
+    assert torch.isfinite(filter_logits(logits, top_p=0.8)).tolist() == [[True, True, False, False]]
+    assert torch.isfinite(filter_logits(logits, top_p=0.81)).tolist() == [[True, True, True, False]]
+    assert torch.isfinite(filter_logits(logits, top_p=1.0)).all()
+    shuffled = logits[:, [2, 0, 3, 1]]  # order of the vocabulary must not matter
+    assert torch.isfinite(filter_logits(shuffled, top_p=0.8)).tolist() == [[False, True, False, True]]
+
+
+def test_repetition_penalty_and_eos():
+    torch.manual_seed(3)
+    model = GPT(GPTConfig(vocab_size=12, d_model=16, n_layers=1, n_heads=2, max_len=60)).eval()
+    prompt = torch.tensor([[1, 2, 3]])
+    plain = generate(model, prompt, 40)
+    penalized = generate(model, prompt, 40, repetition_penalty=5.0)
+    assert len(set(penalized[0, 3:].tolist())) >= len(set(plain[0, 3:].tolist()))
+    first = int(plain[0, 3])
+    stopped = generate(model, torch.tensor([[1, 2, 3], [4, 5, 6]]), 10, eos_id=first)
+    assert stopped.shape[1] <= 13
+    row = stopped[0, 3:].tolist()
+    assert row[0] == first and all(t == first for t in row)  # after EOS only EOS
+
+
+def test_beam_search_finds_at_least_the_greedy_score():
+    torch.manual_seed(4)
+    model = GPT(GPTConfig(vocab_size=20, d_model=16, n_layers=1, n_heads=2, max_len=30)).eval()
+    prompt = torch.tensor([[1, 2]])
+
+    def logprob(seq):
+        with torch.no_grad():
+            lp = model(seq[:, :-1]).logits.log_softmax(-1)
+        return float(lp[0, 1:].gather(-1, seq[0, 2:, None]).sum())
+
+    greedy = generate(model, prompt, 6)
+    beam = beam_search(model, prompt, 6, beam_size=5)
+    assert beam.shape == greedy.shape and logprob(beam) >= logprob(greedy) - 1e-6
+    assert torch.equal(beam_search(model, prompt, 6, beam_size=1), greedy)
+
+
+def test_bad_input_is_named():
+    model = GPT(GPTConfig(vocab_size=10, d_model=16, n_layers=1, n_heads=2, max_len=8))
+    p = torch.tensor([[1, 2]])
+    with pytest.raises(ValueError, match="temperature must be a finite number > 0"):
+        generate(model, p, 3, do_sample=True, temperature=0)
+    with pytest.raises(ValueError, match="top_k"):
+        generate(model, p, 3, do_sample=True, top_k=0)
+    with pytest.raises(ValueError, match="top_p"):
+        generate(model, p, 3, do_sample=True, top_p=1.5)
+    with pytest.raises(ValueError, match="repetition_penalty"):
+        generate(model, p, 3, repetition_penalty=0.5)
+    with pytest.raises(ValueError, match="max_len=8"):
+        generate(model, p, 7)
+    with pytest.raises(ValueError, match="exceed the model's max_len"):
+        model(torch.ones(1, 9, dtype=torch.long))
+    with pytest.raises(ValueError, match="targets must have the shape"):
+        model(p, targets=torch.tensor([[1]]))
+    with pytest.raises(ValueError, match="divisible"):
+        GPTConfig(vocab_size=10, d_model=10, n_heads=3)

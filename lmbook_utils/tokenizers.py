@@ -203,7 +203,7 @@ class Tokenizer:
     def load(cls, path: str | Path, split: Callable[[str], list[str]] | None = None) -> Tokenizer:
         """Read a tokenizer written by `save`; the JSON says which kind it is."""
         data = json.loads(Path(path).read_text(encoding="utf-8"))
-        kinds = {k.kind: k for k in (CharTokenizer, WordTokenizer, BPETokenizer)}
+        kinds = {k.kind: k for k in (CharTokenizer, WordTokenizer, BPETokenizer, WordPieceTokenizer)}
         if not isinstance(data, dict) or data.get("type") not in kinds:
             raise ValueError(f"path {str(path)!r} is not a saved tokenizer (type must be one of "
                              f"{sorted(kinds)})")
@@ -405,3 +405,64 @@ class BPETokenizer(Tokenizer):
                                       show_progress=False, **prefix)
         hf.train_from_iterator(texts, trainer)
         return cls(hf, pre_tokenizer=pre_tokenizer, **specials)
+
+
+class WordPieceTokenizer(BPETokenizer):
+    """BERT's WordPiece, trained with Hugging Face `tokenizers`: lower-cased words and
+    punctuation, rare words split into pieces marked "##". Introduced in chapter 05_bert.
+
+    Specials are BERT's: [PAD] [UNK] [CLS] [SEP] [MASK]. `encode_pair` builds
+    [CLS] a [SEP] b [SEP] with segment ids 0 ... 0 1 ... 1; `vocab()` is the vocab.txt that
+    transformers' BertTokenizer reads, which splits text into the same ids.
+    """
+
+    kind = "wordpiece"
+    BERT_SPECIALS = {"pad": "[PAD]", "unk": "[UNK]", "bos": "[CLS]", "eos": "[SEP]", "extra_specials": ("[MASK]",)}
+
+    def __init__(self, hf_tokenizer: Any, *, pre_tokenizer: str = "bert", **specials: Any) -> None:
+        super().__init__(hf_tokenizer, pre_tokenizer=pre_tokenizer, **(specials or self.BERT_SPECIALS))
+
+    @property
+    def mask_id(self) -> int:
+        return self.token_to_id("[MASK]")
+
+    def vocab(self) -> list[str]:
+        """Tokens in id order (write one per line as vocab.txt)."""
+        return list(self._itos)
+
+    def encode_pair(self, a: str, b: str | None = None) -> tuple[list[int], list[int]]:
+        """([CLS] a [SEP] (b [SEP])) ids and segment ids."""
+        ids = [self.bos_id] + self.encode(a) + [self.eos_id]
+        segments = [0] * len(ids)
+        if b is not None:
+            second = self.encode(b) + [self.eos_id]
+            ids += second
+            segments += [1] * len(second)
+        return ids, segments
+
+    @classmethod
+    def train(cls, texts: str | Iterable[str], vocab_size: int, min_frequency: int = 2,
+              pre_tokenizer: str = "bert", **specials: Any) -> WordPieceTokenizer:
+        """Learn a WordPiece vocabulary of at most `vocab_size` tokens from `texts`."""
+        from tokenizers import Tokenizer as HFTokenizer
+        from tokenizers import decoders, models, normalizers, pre_tokenizers, trainers
+
+        texts = _check_texts(texts)
+        if pre_tokenizer != "bert":
+            raise ValueError(f"pre_tokenizer must be 'bert' for WordPiece, got {pre_tokenizer!r}")
+        if isinstance(min_frequency, bool) or not isinstance(min_frequency, int) or min_frequency < 1:
+            raise ValueError(f"min_frequency must be an int >= 1, got {min_frequency!r}")
+        shell = Tokenizer([], **(specials or {k: v for k, v in cls.BERT_SPECIALS.items()}))
+        alphabet = sorted({c for t in texts for c in t.lower() if not c.isspace()})
+        smallest = len(shell.specials) + len(alphabet)
+        if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < smallest:
+            raise ValueError(f"vocab_size must be an int >= {smallest} ({len(shell.specials)} specials "
+                             f"+ {len(alphabet)} characters), got {vocab_size!r}")
+        hf = HFTokenizer(models.WordPiece(unk_token=shell.roles["unk"]))
+        hf.normalizer = normalizers.BertNormalizer(lowercase=True)
+        hf.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        hf.decoder = decoders.WordPiece(prefix="##")
+        trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
+                                            special_tokens=shell.specials, show_progress=False)
+        hf.train_from_iterator(texts, trainer)
+        return cls(hf, **(specials or cls.BERT_SPECIALS))

@@ -4,7 +4,7 @@ import json
 
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from lmbook_utils.tokenizers import (BPETokenizer, CharTokenizer, Tokenizer, WordTokenizer,
@@ -81,6 +81,7 @@ def test_split_words_by_hand():
 def test_lowercase_word_split_matches_toyworld(text):
     toyworld = pytest.importorskip("lmbook_utils.toyworld")
     tok = WordTokenizer([], lowercase=True)
+    assume(not any(special in text for special in tok.specials))  # "<pad>" in text is the special token
     assert tok.tokenize(text) == toyworld.tokenize_en(text)
 
 
@@ -203,3 +204,25 @@ def test_bpe_merges_in_order_first_is_most_frequent_pair():
     assert all(isinstance(m, tuple) and len(m) == 2 for m in merges)
     # each merge adds exactly one token to the 4 specials + 256 byte symbols
     assert len(merges) == tok.vocab_size - len(tok.specials) - 256
+
+
+def test_wordpiece_matches_transformers_bert_tokenizer(tmp_path):
+    transformers = pytest.importorskip("transformers")
+    from lmbook_utils import toyworld
+    from lmbook_utils.tokenizers import WordPieceTokenizer
+
+    text = toyworld.generate_corpus(n_chars=60_000, seed=0).text
+    tok = WordPieceTokenizer.train(text.splitlines(), vocab_size=150)
+    assert tok.special_ids == {"[PAD]": 0, "[UNK]": 1, "[CLS]": 2, "[SEP]": 3, "[MASK]": 4}
+    (tmp_path / "vocab.txt").write_text("\n".join(tok.vocab()) + "\n", encoding="utf-8")
+    ref = transformers.BertTokenizer(str(tmp_path / "vocab.txt"), do_lower_case=True)
+    for sentence in ["Alice saw a small rabbit in the garden.", "Grace gave Henry an orange!",
+                     "Zebras danced quickly."]:  # the last one has words the corpus never had
+        ids, segments = tok.encode_pair(sentence, "He slept.")
+        want = ref(sentence, "He slept.")
+        assert ids == want["input_ids"] and segments == want["token_type_ids"]
+    assert any(t.startswith("##") for t in tok.tokenize("Zebras danced quickly."))
+    tok.save(tmp_path / "wp.json")
+    assert WordPieceTokenizer.load(tmp_path / "wp.json") == tok
+    with pytest.raises(ValueError, match="vocab_size must be an int >="):
+        WordPieceTokenizer.train(["abc def"], vocab_size=3)

@@ -19,7 +19,8 @@ import numpy as np
 
 __all__ = ["check_bigram_mle", "check_add_k", "check_perplexity", "check_toy_probability",
            "check_most_frequent_pair", "check_merge_pair", "check_attention", "check_causal_mask",
-           "check_positional_encoding", "check_label_smoothing"]
+           "check_positional_encoding", "check_label_smoothing", "check_bert_input",
+           "check_mask_decision"]
 
 
 def _report(ok: bool, message: str) -> bool:
@@ -385,3 +386,57 @@ def check_label_smoothing(fn: Callable[[Any, int, float], Any]) -> bool:
     torch_value = torch.nn.functional.cross_entropy(logits, target, label_smoothing=eps)
     assert torch.allclose(by_hand, torch_value, atol=1e-6)  # the check's own consistency
     return _report(True, "label smoothing is right, and matches cross_entropy(label_smoothing=eps)")
+
+
+# --- chapter 05_bert ---------------------------------------------------------------
+
+
+def check_bert_input(fn: Callable) -> bool:
+    """Check ``fn(tok_emb, seg_emb, pos_emb, ids, segments) -> (T, d)`` summed embeddings.
+
+    Introduced in chapter 05_bert (exercise 1): token + segment + position embeddings.
+    """
+    import torch
+
+    torch.manual_seed(0)
+    tok_emb, seg_emb, pos_emb = torch.nn.Embedding(20, 4), torch.nn.Embedding(2, 4), torch.nn.Embedding(10, 4)
+    ids, segments = torch.tensor([2, 7, 8, 3, 9, 3]), torch.tensor([0, 0, 0, 0, 1, 1])
+    with torch.no_grad():
+        want = tok_emb(ids) + seg_emb(segments) + pos_emb(torch.arange(6))
+        got, error = _call(fn, tok_emb, seg_emb, pos_emb, ids.clone(), segments.clone())
+        if error:
+            return _report(False, error)
+        got = torch.as_tensor(got)
+        if got.shape != want.shape:
+            return _report(False, f"the answer needs shape {tuple(want.shape)} (tokens, d), yours has {tuple(got.shape)}")
+        pitfall = tok_emb(ids + segments) + pos_emb(torch.arange(6))
+        if torch.allclose(got, pitfall, atol=1e-6):
+            return _report(False, "you embedded input_ids + segment_ids: token 8 in segment 1 becomes token 9. "
+                                  "Look the segment up in its own segment embedding and add the vectors")
+        if not torch.allclose(got, want, atol=1e-6):
+            i = int(((got - want).abs().amax(-1)).argmax())
+            return _report(False, f"token {i} (id {int(ids[i])}, segment {int(segments[i])}) is wrong: it should be "
+                                  "tok_emb(id) + seg_emb(segment) + pos_emb(position)")
+    return _report(True, "token + segment + position embeddings, right")
+
+
+def check_mask_decision(fn: Callable[[float], str]) -> bool:
+    """Check ``fn(u) -> "mask" | "random" | "keep"`` for u uniform in [0, 1): 80% / 10% / 10%.
+
+    Introduced in chapter 05_bert (exercise 2).
+    """
+    grid = [(i + 0.5) / 1000 for i in range(1000)]
+    answers = []
+    for u in grid:
+        got, error = _call(fn, u)
+        if error:
+            return _report(False, error)
+        if got not in ("mask", "random", "keep"):
+            return _report(False, f"for u={u} return 'mask', 'random' or 'keep', got {got!r}")
+        answers.append(got)
+    shares = {k: answers.count(k) / len(grid) for k in ("mask", "random", "keep")}
+    want = {"mask": 0.8, "random": 0.1, "keep": 0.1}
+    if any(abs(shares[k] - want[k]) > 1e-9 for k in want):
+        return _report(False, "the shares should be 80% mask, 10% random, 10% keep; yours are "
+                              + ", ".join(f"{shares[k]:.0%} {k}" for k in want))
+    return _report(True, "80% [MASK], 10% random token, 10% unchanged")

@@ -443,26 +443,63 @@ class WordPieceTokenizer(BPETokenizer):
     @classmethod
     def train(cls, texts: str | Iterable[str], vocab_size: int, min_frequency: int = 2,
               pre_tokenizer: str = "bert", **specials: Any) -> WordPieceTokenizer:
-        """Learn a WordPiece vocabulary of at most `vocab_size` tokens from `texts`."""
+        """Learn a WordPiece vocabulary of at most `vocab_size` tokens from `texts`.
+
+        Like Hugging Face's WordPieceTrainer, the vocabulary is grown by merging the most
+        frequent adjacent pair of pieces (continuation pieces carry "##"), but ties are broken
+        by the pair's spelling, so the same texts always give the same vocabulary and ids
+        (the library's trainer breaks ties in hash-map order, differently in every process).
+        Encoding is the library's WordPiece model: greedy longest match, "[UNK]" if none.
+        """
         from tokenizers import Tokenizer as HFTokenizer
-        from tokenizers import decoders, models, normalizers, pre_tokenizers, trainers
+        from tokenizers import decoders, models, normalizers, pre_tokenizers
 
         texts = _check_texts(texts)
         if pre_tokenizer != "bert":
             raise ValueError(f"pre_tokenizer must be 'bert' for WordPiece, got {pre_tokenizer!r}")
         if isinstance(min_frequency, bool) or not isinstance(min_frequency, int) or min_frequency < 1:
             raise ValueError(f"min_frequency must be an int >= 1, got {min_frequency!r}")
-        shell = Tokenizer([], **(specials or {k: v for k, v in cls.BERT_SPECIALS.items()}))
-        alphabet = sorted({c for t in texts for c in t.lower() if not c.isspace()})
+        specials = specials or dict(cls.BERT_SPECIALS)
+        shell = Tokenizer([], **specials)
+        normalizer, splitter = normalizers.BertNormalizer(lowercase=True), pre_tokenizers.BertPreTokenizer()
+        words: Counter[str] = Counter()
+        for text in texts:
+            words.update(w for w, _ in splitter.pre_tokenize_str(normalizer.normalize_str(text)))
+        pieces = {w: [w[0]] + ["##" + c for c in w[1:]] for w in words}
+        alphabet = sorted({p for split in pieces.values() for p in split})
         smallest = len(shell.specials) + len(alphabet)
         if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < smallest:
             raise ValueError(f"vocab_size must be an int >= {smallest} ({len(shell.specials)} specials "
-                             f"+ {len(alphabet)} characters), got {vocab_size!r}")
-        hf = HFTokenizer(models.WordPiece(unk_token=shell.roles["unk"]))
-        hf.normalizer = normalizers.BertNormalizer(lowercase=True)
-        hf.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+                             f"+ {len(alphabet)} characters and continuation characters), got {vocab_size!r}")
+        vocab = list(shell.specials) + alphabet
+        known = set(vocab)
+        while len(vocab) < vocab_size:
+            pairs: Counter[tuple[str, str]] = Counter()
+            for w, split in pieces.items():
+                for a, b in zip(split, split[1:]):
+                    pairs[a, b] += words[w]
+            candidates = [(c, pair) for pair, c in pairs.items() if c >= min_frequency]
+            if not candidates:
+                break
+            best_count = max(c for c, _ in candidates)
+            a, b = min(pair for c, pair in candidates if c == best_count)  # ties: by spelling
+            merged = a + b[2:]
+            for w, split in pieces.items():
+                i, out = 0, []
+                while i < len(split):
+                    if i + 1 < len(split) and split[i] == a and split[i + 1] == b:
+                        out.append(merged)
+                        i += 2
+                    else:
+                        out.append(split[i])
+                        i += 1
+                pieces[w] = out
+            if merged not in known:
+                known.add(merged)
+                vocab.append(merged)
+        hf = HFTokenizer(models.WordPiece(vocab={t: i for i, t in enumerate(vocab)}, unk_token=shell.roles["unk"],
+                                          continuing_subword_prefix="##"))
+        hf.normalizer, hf.pre_tokenizer = normalizer, splitter
         hf.decoder = decoders.WordPiece(prefix="##")
-        trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
-                                            special_tokens=shell.specials, show_progress=False)
-        hf.train_from_iterator(texts, trainer)
-        return cls(hf, **(specials or cls.BERT_SPECIALS))
+        hf.add_special_tokens(list(shell.specials))
+        return cls(hf, **specials)

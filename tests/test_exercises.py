@@ -244,3 +244,22 @@ def test_label_smoothing_check(capsys):
 
     assert not ex.check_label_smoothing(all_to_others)
     assert "eps / n_classes" in capsys.readouterr().out
+
+
+# --- chapter 05_bert ---------------------------------------------------------------------------
+
+def test_bert_input_check(capsys):
+    import torch
+
+    assert ex.check_bert_input(lambda t, s, p, ids, seg: t(ids) + s(seg) + p(torch.arange(len(ids))))
+    assert not ex.check_bert_input(lambda t, s, p, ids, seg: t(ids + seg) + p(torch.arange(len(ids))))
+    assert "segment embedding" in capsys.readouterr().out
+
+
+def test_mask_decision_check(capsys):
+    assert ex.check_mask_decision(lambda u: "mask" if u < 0.8 else "random" if u < 0.9 else "keep")
+    assert ex.check_mask_decision(lambda u: "keep" if u < 0.1 else "random" if u < 0.2 else "mask")  # any order
+    assert not ex.check_mask_decision(lambda u: "mask" if u < 0.8 else "random")  # forgot "keep"
+    assert not ex.check_mask_decision(lambda u: "mask")
+    out = capsys.readouterr().out
+    assert "80%" in out and "random" in out

@@ -226,3 +226,15 @@ def test_wordpiece_matches_transformers_bert_tokenizer(tmp_path):
     assert WordPieceTokenizer.load(tmp_path / "wp.json") == tok
     with pytest.raises(ValueError, match="vocab_size must be an int >="):
         WordPieceTokenizer.train(["abc def"], vocab_size=3)
+
+
+def test_wordpiece_training_is_deterministic():
+    from lmbook_utils import toyworld
+    from lmbook_utils.tokenizers import WordPieceTokenizer
+
+    texts = toyworld.generate_corpus(n_chars=80_000, seed=2).text.splitlines()
+    first = [WordPieceTokenizer.train(texts, vocab_size=220).vocab() for _ in range(3)]
+    assert first[0] == first[1] == first[2]
+    # hand-checkable: "aa" is the most frequent pair, then the tie ("b", "##b") vs ("c", "##c") by spelling
+    tok = WordPieceTokenizer.train(["aa aa aa bb bb cc cc"], vocab_size=5 + 6 + 2, min_frequency=1)
+    assert tok.vocab()[-2:] == ["aa", "bb"]

@@ -53,6 +53,48 @@ def _check_texts(texts: str | Iterable[str]) -> list[str]:
     return texts
 
 
+def _learn_merges(words: Counter[str], specials: Sequence[str], vocab_size: int,
+                  min_frequency: int) -> tuple[list[str], list[tuple[str, str]]]:
+    """Grow a subword vocabulary by merging the most frequent adjacent pair, ties broken by
+    spelling. Words start as their first character and "##"-marked continuation characters.
+
+    Hugging Face's trainers break ties in hash-map order, which changes from process to
+    process; this keeps the same texts giving the same vocabulary and ids everywhere.
+    Returns (vocabulary in id order, merges in the order learned)."""
+    pieces = {w: [w[0]] + ["##" + c for c in w[1:]] for w in sorted(words)}
+    vocab = list(specials) + sorted({p for split in pieces.values() for p in split} - set(specials))
+    if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < len(vocab):
+        raise ValueError(f"vocab_size must be an int >= {len(vocab)} ({len(specials)} specials + "
+                         f"{len(vocab) - len(specials)} characters and continuation characters), got {vocab_size!r}")
+    known, merges = set(vocab), []
+    while len(vocab) < vocab_size:
+        pairs: Counter[tuple[str, str]] = Counter()
+        for w, split in pieces.items():
+            for a, b in zip(split, split[1:]):
+                pairs[a, b] += words[w]
+        candidates = [(c, pair) for pair, c in pairs.items() if c >= min_frequency]
+        if not candidates:
+            break
+        best_count = max(c for c, _ in candidates)
+        a, b = min(pair for c, pair in candidates if c == best_count)
+        merged = a + b[2:]
+        merges.append((a, b))
+        for w, split in pieces.items():
+            i, out = 0, []
+            while i < len(split):
+                if i + 1 < len(split) and split[i] == a and split[i + 1] == b:
+                    out.append(merged)
+                    i += 2
+                else:
+                    out.append(split[i])
+                    i += 1
+            pieces[w] = out
+        if merged not in known:
+            known.add(merged)
+            vocab.append(merged)
+    return vocab, merges
+
+
 class Tokenizer:
     """The shared interface; subclasses split text into pieces. Introduced in 00_introduction."""
 
@@ -390,19 +432,22 @@ class BPETokenizer(Tokenizer):
         if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < smallest:
             raise ValueError(f"vocab_size must be an int >= {smallest} ({len(shell.specials)} "
                              f"specials + {len(alphabet)} base symbols), got {vocab_size!r}")
-        if pre_tokenizer == "byte_level":
-            hf = HFTokenizer(models.BPE())
-            hf.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-            hf.decoder = decoders.ByteLevel()
-            prefix = {}
-        else:
-            hf = HFTokenizer(models.BPE(unk_token=shell.roles["unk"], continuing_subword_prefix="##"))
-            hf.pre_tokenizer = pre_tokenizers.Whitespace()
+        if pre_tokenizer == "whitespace":  # learned here: the library's trainer is not deterministic
+            splitter = pre_tokenizers.Whitespace()
+            words = Counter(w for t in texts for w, _ in splitter.pre_tokenize_str(t))
+            vocab, merges = _learn_merges(words, shell.specials, vocab_size, min_frequency)
+            hf = HFTokenizer(models.BPE(vocab={t: i for i, t in enumerate(vocab)}, merges=merges,
+                                        unk_token=shell.roles["unk"], continuing_subword_prefix="##"))
+            hf.pre_tokenizer = splitter
             hf.decoder = decoders.WordPiece(prefix="##")
-            prefix = {"continuing_subword_prefix": "##"}
+            hf.add_special_tokens(list(shell.specials))
+            return cls(hf, pre_tokenizer=pre_tokenizer, **specials)
+        hf = HFTokenizer(models.BPE())  # byte level: the library's trainer, deterministic here
+        hf.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        hf.decoder = decoders.ByteLevel()
         trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
                                       special_tokens=shell.specials, initial_alphabet=alphabet,
-                                      show_progress=False, **prefix)
+                                      show_progress=False)
         hf.train_from_iterator(texts, trainer)
         return cls(hf, pre_tokenizer=pre_tokenizer, **specials)
 
@@ -465,38 +510,7 @@ class WordPieceTokenizer(BPETokenizer):
         words: Counter[str] = Counter()
         for text in texts:
             words.update(w for w, _ in splitter.pre_tokenize_str(normalizer.normalize_str(text)))
-        pieces = {w: [w[0]] + ["##" + c for c in w[1:]] for w in words}
-        alphabet = sorted({p for split in pieces.values() for p in split})
-        smallest = len(shell.specials) + len(alphabet)
-        if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < smallest:
-            raise ValueError(f"vocab_size must be an int >= {smallest} ({len(shell.specials)} specials "
-                             f"+ {len(alphabet)} characters and continuation characters), got {vocab_size!r}")
-        vocab = list(shell.specials) + alphabet
-        known = set(vocab)
-        while len(vocab) < vocab_size:
-            pairs: Counter[tuple[str, str]] = Counter()
-            for w, split in pieces.items():
-                for a, b in zip(split, split[1:]):
-                    pairs[a, b] += words[w]
-            candidates = [(c, pair) for pair, c in pairs.items() if c >= min_frequency]
-            if not candidates:
-                break
-            best_count = max(c for c, _ in candidates)
-            a, b = min(pair for c, pair in candidates if c == best_count)  # ties: by spelling
-            merged = a + b[2:]
-            for w, split in pieces.items():
-                i, out = 0, []
-                while i < len(split):
-                    if i + 1 < len(split) and split[i] == a and split[i + 1] == b:
-                        out.append(merged)
-                        i += 2
-                    else:
-                        out.append(split[i])
-                        i += 1
-                pieces[w] = out
-            if merged not in known:
-                known.add(merged)
-                vocab.append(merged)
+        vocab, _ = _learn_merges(words, shell.specials, vocab_size, min_frequency)
         hf = HFTokenizer(models.WordPiece(vocab={t: i for i, t in enumerate(vocab)}, unk_token=shell.roles["unk"],
                                           continuing_subword_prefix="##"))
         hf.normalizer, hf.pre_tokenizer = normalizer, splitter

@@ -238,3 +238,21 @@ def test_wordpiece_training_is_deterministic():
     # hand-checkable: "aa" is the most frequent pair, then the tie ("b", "##b") vs ("c", "##c") by spelling
     tok = WordPieceTokenizer.train(["aa aa aa bb bb cc cc"], vocab_size=5 + 6 + 2, min_frequency=1)
     assert tok.vocab()[-2:] == ["aa", "bb"]
+
+
+def test_whitespace_bpe_is_deterministic_and_merges_by_hand():
+    from lmbook_utils import toyworld
+
+    texts = toyworld.generate_corpus(n_chars=60_000, seed=4).text.splitlines()
+    vocabs = [BPETokenizer.train(texts, vocab_size=200, pre_tokenizer="whitespace")._itos for _ in range(3)]
+    assert vocabs[0] == vocabs[1] == vocabs[2]
+    # 4 specials + l ##o ##w ##e ##r; (l, ##o) and (##o, ##w) both occur 4 times: "##o" sorts
+    # before "l", so ##ow is merged first, then (l, ##ow)
+    tok = BPETokenizer.train(["low low low lower"], vocab_size=4 + 5 + 2, pre_tokenizer="whitespace",
+                             min_frequency=1)
+    assert tok._itos[-2:] == ["##ow", "low"]
+    assert tok.tokenize("lower") == ["low", "##e", "##r"]
+    # two more merges: (low, ##e) and (##e, ##r) tie at 1; "##e" sorts before "low"
+    tok = BPETokenizer.train(["low low low lower"], vocab_size=4 + 5 + 4, pre_tokenizer="whitespace",
+                             min_frequency=1)
+    assert tok._itos[-2:] == ["##er", "lower"]

@@ -485,6 +485,24 @@ class WordPieceTokenizer(BPETokenizer):
             segments += [1] * len(second)
         return ids, segments
 
+    def encode_batch(self, firsts: Sequence[str], seconds: Sequence[str] | None = None) -> tuple[Any, Any]:
+        """`encode_pair` for many texts (or pairs), padded: (ids, segment ids), two (batch, T)
+        torch.long tensors, [PAD] and segment 0 after each row's end."""
+        import torch
+
+        if isinstance(firsts, str) or not firsts:
+            raise ValueError("firsts must be a non-empty list of texts")
+        if seconds is not None and len(seconds) != len(firsts):
+            raise ValueError(f"seconds must have one text per first text ({len(firsts)}), got {len(seconds)}")
+        rows = [self.encode_pair(a, None if seconds is None else seconds[i]) for i, a in enumerate(firsts)]
+        T = max(len(ids) for ids, _ in rows)
+        ids = torch.full((len(rows), T), self.pad_id, dtype=torch.long)
+        segments = torch.zeros((len(rows), T), dtype=torch.long)
+        for i, (row, seg) in enumerate(rows):
+            ids[i, :len(row)] = torch.tensor(row)
+            segments[i, :len(seg)] = torch.tensor(seg)
+        return ids, segments
+
     @classmethod
     def train(cls, texts: str | Iterable[str], vocab_size: int, min_frequency: int = 2,
               pre_tokenizer: str = "bert", **specials: Any) -> WordPieceTokenizer:

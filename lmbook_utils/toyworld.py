@@ -798,23 +798,26 @@ def qa_examples(n: int = 1000, seed: int = 0) -> list[QAExample]:
     return out
 
 
-def nsp_examples(n: int = 1000, seed: int = 0) -> list[NSPExample]:
+def nsp_examples(n: int = 1000, seed: int = 0, story_start: bool = False) -> list[NSPExample]:
     """Sentence pairs: 50% the true next sentence, 50% a sentence from another story.
 
-    Introduced in chapter 05_bert."""
+    With story_start=True the first sentence is always a story's first one (so everything the
+    second may refer back to is in it), and a random second sentence is a later sentence of
+    another story, never a first one. Introduced in chapter 05_bert."""
     _check_int(n, "n", 1)
     rng = random.Random(_check_int(seed, "seed", 0))
     stories = [_to_story(_sample_story(rng)) for _ in range(n + 1)]
     out = []
     for k in range(n):
         sents = stories[k].sentences_en
-        i = int(rng.random() * (len(sents) - 1))
+        i = 0 if story_start else int(rng.random() * (len(sents) - 1))
         if rng.random() < 0.5:
             out.append(NSPExample(sents[i], sents[i + 1], True))
         else:
             j = (k + 1 + int(rng.random() * n)) % (n + 1)  # any story but k
             other = stories[j].sentences_en
-            out.append(NSPExample(sents[i], other[int(rng.random() * len(other))], False))
+            lo = 1 if story_start else 0
+            out.append(NSPExample(sents[i], other[lo + int(rng.random() * (len(other) - lo))], False))
     return out
 
 

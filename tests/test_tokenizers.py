@@ -256,3 +256,19 @@ def test_whitespace_bpe_is_deterministic_and_merges_by_hand():
     tok = BPETokenizer.train(["low low low lower"], vocab_size=4 + 5 + 4, pre_tokenizer="whitespace",
                              min_frequency=1)
     assert tok._itos[-2:] == ["##er", "lower"]
+
+
+def test_wordpiece_encode_batch_pads_rows_of_encode_pair():
+    from lmbook_utils.tokenizers import WordPieceTokenizer
+
+    tok = WordPieceTokenizer.train(TEXTS, vocab_size=60, min_frequency=1)
+    firsts, seconds = ["the cat sat", "the dog"], ["a cat", "the cat sat on the mat"]
+    ids, seg = tok.encode_batch(firsts, seconds)
+    for i in range(2):
+        row, row_seg = tok.encode_pair(firsts[i], seconds[i])
+        assert ids[i, :len(row)].tolist() == row and seg[i, :len(row)].tolist() == row_seg
+        assert set(ids[i, len(row):].tolist()) <= {tok.pad_id} and set(seg[i, len(row):].tolist()) <= {0}
+    single, seg1 = tok.encode_batch(["the cat"])
+    assert single[0].tolist() == tok.encode_pair("the cat")[0] and seg1.sum() == 0
+    with pytest.raises(ValueError, match="seconds must have one text"):
+        tok.encode_batch(firsts, ["x"])

@@ -225,6 +225,19 @@ def test_nsp_is_fifty_fifty_and_true_pairs_are_consecutive():
             assert any(e.second in pool[j].sentences_en for j in range(len(pool)) if j != k)
 
 
+
+def test_nsp_from_story_start():
+    ex = tw.nsp_examples(600, seed=3, story_start=True)
+    assert 0.44 < sum(e.is_next for e in ex) / len(ex) < 0.56
+    pool = tw.generate_stories(601, seed=3)
+    for k, e in enumerate(ex):
+        assert e.first == pool[k].sentences_en[0]
+        if e.is_next:
+            assert e.second == pool[k].sentences_en[1]
+        else:  # a later sentence of another story, never a first one
+            assert any(e.second in pool[j].sentences_en[1:] for j in range(len(pool)) if j != k)
+    assert tw.nsp_examples(50, seed=3) != tw.nsp_examples(50, seed=3, story_start=True)
+
 # ---- bad input --------------------------------------------------------------------------------
 @pytest.mark.parametrize("call, match", [
     (lambda: tw.generate_corpus(0), "n_chars"),

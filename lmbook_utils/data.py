@@ -12,6 +12,8 @@ Introduced in chapter 00_introduction (text) and chapter 02_neural_lm (blocks an
   itself never downloads anything.
 - `TokenBlockDataset` + `batches()`: (x, y) windows of a token stream, y shifted by one,
   served in a seeded, reproducible order (Bengio et al. 2003 train on such windows).
+- `SequenceDataset` + `batches()`: whole sequences (a story, a prompt) as (x, y), padded per
+  batch; padded targets are -100, which cross-entropy ignores (chapter 06_gpt).
 """
 
 from __future__ import annotations
@@ -197,6 +199,40 @@ class TokenBlockDataset(Dataset):
         return chunk[:-1], chunk[1:]
 
 
+class SequenceDataset(Dataset):
+    """One example per sequence of ids: x = seq[:-1], y = seq[1:], padded when batched.
+
+    Introduced in chapter 06_gpt. Unlike token blocks, no window crosses from one story into
+    the next, so a model is scored exactly on each sequence's own predictions."""
+
+    def __init__(self, sequences: Sequence[Sequence[int]], pad_id: int) -> None:
+        if isinstance(pad_id, bool) or not isinstance(pad_id, int) or pad_id < 0:
+            raise ValueError(f"pad_id must be an int >= 0, got {pad_id!r}")
+        seqs = []
+        for i, seq in enumerate(sequences):
+            if len(seq) < 2 or not all(isinstance(t, int) and not isinstance(t, bool) and t >= 0 for t in seq):
+                raise ValueError(f"sequences[{i}] must be a list of at least 2 ids (ints >= 0), got {list(seq)[:8]!r}")
+            seqs.append(torch.tensor(seq, dtype=torch.long))
+        if not seqs:
+            raise ValueError("sequences must hold at least one sequence")
+        self.sequences, self.pad_id = seqs, pad_id
+
+    def __len__(self) -> int:
+        return len(self.sequences)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.sequences[i]
+
+    def collate(self, items: list[torch.Tensor]) -> list[torch.Tensor]:
+        """[x, y], (B, T) each, T = longest sequence - 1; x padded with pad_id, y with -100."""
+        t = max(len(s) for s in items) - 1
+        x = torch.full((len(items), t), self.pad_id, dtype=torch.long)
+        y = torch.full((len(items), t), -100, dtype=torch.long)
+        for row, s in enumerate(items):
+            x[row, :len(s) - 1], y[row, :len(s) - 1] = s[:-1], s[1:]
+        return [x, y]
+
+
 def batches(dataset: Dataset, batch_size: int, seed: int = 0, shuffle: bool = True,
             drop_last: bool = False) -> DataLoader:
     """A re-iterable DataLoader with a seeded order: each pass is a new, reproducible epoch.
@@ -213,4 +249,4 @@ def batches(dataset: Dataset, batch_size: int, seed: int = 0, shuffle: bool = Tr
                          f"drop_last=True, got {batch_size}")
     generator = torch.Generator().manual_seed(seed)
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
-                      generator=generator, num_workers=0)
+                      generator=generator, num_workers=0, collate_fn=getattr(dataset, "collate", None))

@@ -20,7 +20,7 @@ import numpy as np
 __all__ = ["check_bigram_mle", "check_add_k", "check_perplexity", "check_toy_probability",
            "check_most_frequent_pair", "check_merge_pair", "check_attention", "check_causal_mask",
            "check_positional_encoding", "check_label_smoothing", "check_bert_input",
-           "check_mask_decision"]
+           "check_mask_decision", "check_top_k", "check_top_p", "check_few_shot_optimum"]
 
 
 def _report(ok: bool, message: str) -> bool:
@@ -440,3 +440,89 @@ def check_mask_decision(fn: Callable[[float], str]) -> bool:
         return _report(False, "the shares should be 80% mask, 10% random, 10% keep; yours are "
                               + ", ".join(f"{shares[k]:.0%} {k}" for k in want))
     return _report(True, "80% [MASK], 10% random token, 10% unchanged")
+
+
+# --- chapter 06_gpt ----------------------------------------------------------
+
+_SAMPLING_LOGITS = [[2.0, -1.0, 0.5, 3.0, 0.0, 1.0], [0.1, 0.2, 0.3, 0.4, 5.0, -2.0]]
+
+
+def _kept(logits) -> list[int]:
+    return [i for i, x in enumerate(logits.tolist()) if x != float("-inf")]
+
+
+def check_top_k(fn: Callable) -> bool:
+    """Check ``fn(logits, k) -> logits`` with every entry outside the k largest set to -inf.
+
+    Introduced in chapter 06_gpt (exercise 1).
+    """
+    import torch
+
+    for row in _SAMPLING_LOGITS:
+        logits = torch.tensor(row)
+        for k in (1, 2, 4, 6):
+            got, error = _call(fn, logits.clone(), k)
+            if error:
+                return _report(False, error)
+            got = torch.as_tensor(got)
+            want = sorted(torch.topk(logits, k).indices.tolist())
+            if got.shape != logits.shape:
+                return _report(False, f"return logits of the same shape {tuple(logits.shape)}, got {tuple(got.shape)}")
+            if _kept(got) != want:
+                return _report(False, f"for logits {row} and k={k} you keep positions {_kept(got)}, "
+                                      f"the {k} largest are {want}")
+            if not torch.equal(got[want], logits[want]):
+                return _report(False, f"for k={k} the kept logits changed value: keep them as they are")
+    return _report(True, "top-k keeps the k largest logits and sets the rest to -inf")
+
+
+def check_top_p(fn: Callable) -> bool:
+    """Check ``fn(logits, p) -> logits`` keeping the smallest set of most likely tokens whose
+    probability reaches p (Holtzman et al. 2020). Introduced in chapter 06_gpt (exercise 2).
+    """
+    import torch
+
+    for row in _SAMPLING_LOGITS:
+        logits = torch.tensor(row)
+        probs = logits.softmax(-1)
+        order = torch.argsort(probs, descending=True).tolist()
+        for p in (0.1, 0.5, 0.8, 0.95, 1.0):
+            cum, want = 0.0, []
+            for i in order:  # add tokens, most likely first, until their mass reaches p
+                want.append(i)
+                cum += float(probs[i])
+                if cum >= p:
+                    break
+            got, error = _call(fn, logits.clone(), p)
+            if error:
+                return _report(False, error)
+            got = torch.as_tensor(got)
+            if got.shape != logits.shape:
+                return _report(False, f"return logits of the same shape {tuple(logits.shape)}, got {tuple(got.shape)}")
+            kept = _kept(got)
+            if kept != sorted(want):
+                mass = float(probs[kept].sum()) if kept else 0.0
+                hint = ("that set is too small: its probability is below p" if mass < p - 1e-9
+                        else "a smaller set of the most likely tokens already reaches p")
+                return _report(False, f"for probabilities {[round(x, 3) for x in probs.tolist()]} and p={p} "
+                                      f"you keep {kept} (mass {mass:.3f}); {hint}. The nucleus is {sorted(want)}")
+    return _report(True, "top-p keeps the smallest set of most likely tokens reaching p")
+
+
+def check_few_shot_optimum(fn: Callable[[int], float]) -> bool:
+    """Check ``fn(k) -> best accuracy`` for the arbitrary-label game of `fewshot`.
+
+    Introduced in chapter 06_gpt (exercise 3).
+    """
+    from .fewshot import optimal_accuracy
+
+    for k in range(0, 10):
+        got, error = _call(fn, k)
+        if error:
+            return _report(False, error)
+        want = optimal_accuracy("arbitrary_labels", k)
+        if not isinstance(got, (int, float)) or not math.isclose(float(got), want, abs_tol=1e-9):
+            hint = (" With no example, nothing says which of the 4 labels is wanted." if k == 0 else
+                    " Ask: when is the query's label not among the examples, and what is the best guess then?")
+            return _report(False, f"for k={k} the best accuracy is {want:.4f}, yours is {got!r}.{hint}")
+    return _report(True, "the ideal reader's accuracy, right for k = 0..9")

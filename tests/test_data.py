@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lmbook_utils.data import (CORPORA, TokenBlockDataset, batches, download, load_text_file,
+from lmbook_utils.data import (CORPORA, SequenceDataset, TokenBlockDataset, batches, download, load_text_file,
                                python_docs_text, split_items)
 
 
@@ -191,3 +191,25 @@ def test_batches_bad_input():
         batches(ds, 5, drop_last=True)
     with pytest.raises(TypeError, match="seed"):
         batches(ds, 2, seed=1.5)
+
+
+def test_sequence_dataset_pads_each_batch_to_its_longest():
+    ds = SequenceDataset([[1, 2, 3], [4, 5], [6, 7, 8, 9]], pad_id=0)
+    x, y = next(iter(batches(ds, batch_size=3, shuffle=False)))
+    assert x.tolist() == [[1, 2, 0], [4, 0, 0], [6, 7, 8]]
+    assert y.tolist() == [[2, 3, -100], [5, -100, -100], [7, 8, 9]]
+    x, y = next(iter(batches(ds, batch_size=2, shuffle=False)))
+    assert x.shape == (2, 2)  # padded to this batch's longest, not the dataset's
+    orders = [[tuple(x[:, 0].tolist()) for x, _ in batches(ds, 1, seed=s)] for s in (0, 0, 1)]
+    assert orders[0] == orders[1] and sorted(orders[0]) == [(1,), (4,), (6,)]
+
+
+def test_sequence_dataset_bad_input():
+    with pytest.raises(ValueError, match=r"sequences\[1\] must be a list of at least 2 ids"):
+        SequenceDataset([[1, 2], [3]], pad_id=0)
+    with pytest.raises(ValueError, match=r"sequences\[0\] must be a list of at least 2 ids"):
+        SequenceDataset([[1, -2]], pad_id=0)
+    with pytest.raises(ValueError, match="pad_id must be an int >= 0"):
+        SequenceDataset([[1, 2]], pad_id=-1)
+    with pytest.raises(ValueError, match="at least one sequence"):
+        SequenceDataset([], pad_id=0)

@@ -263,3 +263,46 @@ def test_mask_decision_check(capsys):
     assert not ex.check_mask_decision(lambda u: "mask")
     out = capsys.readouterr().out
     assert "80%" in out and "random" in out
+
+
+def test_top_k_check(capsys):
+    import torch
+
+    def right(logits, k):
+        kth = torch.topk(logits, k).values[-1]
+        return logits.masked_fill(logits < kth, float("-inf"))
+
+    assert ex.check_top_k(right)
+    assert not ex.check_top_k(lambda logits, k: logits.masked_fill(logits <= torch.topk(logits, k).values[-1],
+                                                                   float("-inf")))  # drops the k-th
+    assert "the 1 largest are [3]" in capsys.readouterr().out
+    assert not ex.check_top_k(lambda logits, k: torch.where(logits >= torch.topk(logits, k).values[-1],
+                                                            logits * 2, float("-inf")))
+    assert "changed value" in capsys.readouterr().out
+
+
+def test_top_p_check(capsys):
+    import torch
+
+    def right(logits, p):
+        probs, order = torch.sort(logits.softmax(-1), descending=True)
+        drop = (probs.cumsum(-1) - probs) >= p
+        return logits.masked_fill(torch.zeros_like(drop).scatter(-1, order, drop), float("-inf"))
+
+    assert ex.check_top_p(right)
+
+    def off_by_one(logits, p):  # keeps tokens while the mass *including* them is < p
+        probs, order = torch.sort(logits.softmax(-1), descending=True)
+        drop = probs.cumsum(-1) >= p
+        return logits.masked_fill(torch.zeros_like(drop).scatter(-1, order, drop), float("-inf"))
+
+    assert not ex.check_top_p(off_by_one)
+    assert "too small" in capsys.readouterr().out
+
+
+def test_few_shot_optimum_check(capsys):
+    assert ex.check_few_shot_optimum(lambda k: 0.25 if k == 0 else 1 - 2 ** (1 - k) / 3)
+    assert not ex.check_few_shot_optimum(lambda k: 0.25 if k == 0 else 1 - 2 ** -k)
+    assert "for k=1 the best accuracy is 0.6667" in capsys.readouterr().out
+    assert not ex.check_few_shot_optimum(lambda k: 0.5)
+    assert "4 labels" in capsys.readouterr().out

@@ -205,7 +205,10 @@ class SequenceDataset(Dataset):
     Introduced in chapter 06_gpt. Unlike token blocks, no window crosses from one story into
     the next, so a model is scored exactly on each sequence's own predictions."""
 
-    def __init__(self, sequences: Sequence[Sequence[int]], pad_id: int) -> None:
+    def __init__(self, sequences: Sequence[Sequence[int]], pad_id: int,
+                 first_target: Sequence[int] | None = None) -> None:
+        """first_target[i]: index of the first token of sequences[i] that is a target (earlier
+        targets are -100), for text whose beginning cannot be predicted; None: from index 1."""
         if isinstance(pad_id, bool) or not isinstance(pad_id, int) or pad_id < 0:
             raise ValueError(f"pad_id must be an int >= 0, got {pad_id!r}")
         seqs = []
@@ -215,21 +218,28 @@ class SequenceDataset(Dataset):
             seqs.append(torch.tensor(seq, dtype=torch.long))
         if not seqs:
             raise ValueError("sequences must hold at least one sequence")
-        self.sequences, self.pad_id = seqs, pad_id
+        starts = [1] * len(seqs) if first_target is None else list(first_target)
+        if len(starts) != len(seqs):
+            raise ValueError(f"first_target must have one entry per sequence ({len(seqs)}), got {len(starts)}")
+        for i, (start, seq) in enumerate(zip(starts, seqs)):
+            if isinstance(start, bool) or not isinstance(start, int) or not 1 <= start < len(seq):
+                raise ValueError(f"first_target[{i}] must be an int in [1, {len(seq)}), got {start!r}")
+        self.sequences, self.pad_id, self.first_target = seqs, pad_id, starts
 
     def __len__(self) -> int:
         return len(self.sequences)
 
-    def __getitem__(self, i: int) -> torch.Tensor:
-        return self.sequences[i]
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        return self.sequences[i], self.first_target[i]
 
-    def collate(self, items: list[torch.Tensor]) -> list[torch.Tensor]:
+    def collate(self, items: list[tuple[torch.Tensor, int]]) -> list[torch.Tensor]:
         """[x, y], (B, T) each, T = longest sequence - 1; x padded with pad_id, y with -100."""
-        t = max(len(s) for s in items) - 1
+        t = max(len(s) for s, _ in items) - 1
         x = torch.full((len(items), t), self.pad_id, dtype=torch.long)
         y = torch.full((len(items), t), -100, dtype=torch.long)
-        for row, s in enumerate(items):
-            x[row, :len(s) - 1], y[row, :len(s) - 1] = s[:-1], s[1:]
+        for row, (s, start) in enumerate(items):
+            x[row, :len(s) - 1] = s[:-1]
+            y[row, start - 1:len(s) - 1] = s[start:]
         return [x, y]
 
 

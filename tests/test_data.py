@@ -213,3 +213,14 @@ def test_sequence_dataset_bad_input():
         SequenceDataset([[1, 2]], pad_id=-1)
     with pytest.raises(ValueError, match="at least one sequence"):
         SequenceDataset([], pad_id=0)
+
+
+def test_sequence_dataset_first_target_hides_earlier_targets():
+    ds = SequenceDataset([[1, 2, 3, 4], [5, 6, 7]], pad_id=0, first_target=[3, 1])
+    x, y = next(iter(batches(ds, batch_size=2, shuffle=False)))
+    assert x.tolist() == [[1, 2, 3], [5, 6, 0]]
+    assert y.tolist() == [[-100, -100, 4], [6, 7, -100]]
+    with pytest.raises(ValueError, match="one entry per sequence"):
+        SequenceDataset([[1, 2]], pad_id=0, first_target=[1, 1])
+    with pytest.raises(ValueError, match=r"first_target\[0\] must be an int in \[1, 2\)"):
+        SequenceDataset([[1, 2]], pad_id=0, first_target=[2])

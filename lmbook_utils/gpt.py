@@ -10,6 +10,8 @@ its linear layers transposed, as "Conv1D").
 `generate` does greedy decoding, sampling with temperature, top-k (Fan et al. 2018), top-p /
 nucleus (Holtzman et al. 2020) and a repetition penalty (Keskar et al. 2019), batched, with
 a key-value cache, an end token and a seed; `beam_search` keeps the k best continuations.
+`GPTClassifier` is GPT-1's fine-tuning (Radford et al. 2018): a linear layer on the last
+token's final hidden state, with the language-modeling loss kept as an auxiliary objective.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from torch import nn
 from .attention import KVCache, MultiHeadAttention
 from .transformer import FeedForward
 
-__all__ = ["GPTConfig", "GPT", "generate", "beam_search", "filter_logits", "from_hf_state_dict",
+__all__ = ["GPTConfig", "GPT", "GPTClassifier", "generate", "beam_search", "filter_logits", "from_hf_state_dict",
            "to_hf_state_dict", "save_pretrained"]
 
 
@@ -77,6 +79,7 @@ class GPTOutput:
     logits: torch.Tensor  # (batch, T, vocab)
     loss: torch.Tensor | None = None
     attentions: list | None = None
+    hidden_states: torch.Tensor | None = None  # (batch, T, d_model), after the final LayerNorm
 
 
 class GPT(nn.Module):
@@ -124,13 +127,70 @@ class GPT(nn.Module):
         for i, block in enumerate(self.blocks):
             x, w = block(x, caches[i] if caches else None, need_weights)
             weights.append(w)
-        logits = self.ln_f(x) @ self.wte.weight.T  # output layer tied to the token embeddings
+        hidden = self.ln_f(x)
+        logits = hidden @ self.wte.weight.T  # output layer tied to the token embeddings
         loss = None
         if targets is not None:
             if targets.shape != ids.shape:
                 raise ValueError(f"targets must have the shape of ids {tuple(ids.shape)}, got {tuple(targets.shape)}")
             loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100)
-        return GPTOutput(logits, loss, weights if need_weights else None)
+        return GPTOutput(logits, loss, weights if need_weights else None, hidden)
+
+
+@dataclass
+class ClassifierOutput:
+    """What `GPTClassifier.forward` returns. Introduced in chapter 06_gpt."""
+
+    logits: torch.Tensor  # (batch, n_classes)
+    loss: torch.Tensor | None = None
+
+
+class GPTClassifier(nn.Module):
+    """GPT-1's discriminative fine-tuning: classes from the last real token's hidden state.
+
+    Introduced in chapter 06_gpt. The loss is cross-entropy on the labels plus lm_weight times
+    the language-modeling loss on the same sequences (GPT-1 used 0.5: it helped larger data
+    sets and sped up convergence)."""
+
+    def __init__(self, gpt: GPT, n_classes: int, lm_weight: float = 0.0) -> None:
+        super().__init__()
+        if not isinstance(gpt, GPT):
+            raise TypeError(f"gpt must be a GPT, got {type(gpt).__name__}")
+        if isinstance(n_classes, bool) or not isinstance(n_classes, int) or n_classes < 2:
+            raise ValueError(f"n_classes must be an int >= 2, got {n_classes!r}")
+        if isinstance(lm_weight, bool) or not isinstance(lm_weight, (int, float)) or not lm_weight >= 0:
+            raise ValueError(f"lm_weight must be a number >= 0, got {lm_weight!r}")
+        self.gpt, self.lm_weight = gpt, float(lm_weight)
+        self.head = nn.Linear(gpt.config.d_model, n_classes)
+        nn.init.normal_(self.head.weight, std=0.02)
+        nn.init.zeros_(self.head.bias)
+
+    def forward(self, ids: torch.Tensor, labels: torch.Tensor | None = None,
+                lengths: torch.Tensor | None = None) -> ClassifierOutput:
+        """ids (batch, T), right-padded; lengths (batch,): real tokens per row (None: all T)."""
+        b, t = ids.shape
+        if lengths is None:
+            lengths = torch.full((b,), t, device=ids.device)
+        if (not isinstance(lengths, torch.Tensor) or lengths.shape != (b,) or lengths.is_floating_point()
+                or int(lengths.min()) < 1 or int(lengths.max()) > t):
+            raise ValueError(f"lengths must be a (batch={b},) tensor of ints in [1, {t}]")
+        n_classes = self.head.out_features
+        if labels is not None and (not isinstance(labels, torch.Tensor) or labels.shape != (b,)
+                                   or labels.is_floating_point() or int(labels.min()) < 0
+                                   or int(labels.max()) >= n_classes):
+            raise ValueError(f"labels must be a (batch={b},) tensor of class ids in [0, {n_classes})")
+        out = self.gpt(ids)
+        last = out.hidden_states[torch.arange(b, device=ids.device), lengths - 1]
+        logits = self.head(last)
+        loss = None
+        if labels is not None:
+            loss = F.cross_entropy(logits, labels)
+            if self.lm_weight and t > 1:
+                real = torch.arange(t - 1, device=ids.device)[None] < (lengths[:, None] - 1)
+                targets = ids[:, 1:].masked_fill(~real, -100)
+                lm = F.cross_entropy(out.logits[:, :-1].flatten(0, 1), targets.flatten(), ignore_index=-100)
+                loss = loss + self.lm_weight * lm
+        return ClassifierOutput(logits, loss)
 
 
 # ---- generation ----------------------------------------------------------------------------

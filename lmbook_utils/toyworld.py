@@ -725,6 +725,17 @@ class CoreferenceExample:
     links: tuple[tuple[int, int, str], ...]
 
 
+@dataclass(frozen=True)
+class AgreementExample:
+    """A story (`tokens`, tokenize_en of `text`) and whether it is possible (1) or has one
+    pronoun's gender flipped so that the grammar could not have written it (0).
+
+    Introduced in chapter 06_gpt."""
+    text: str
+    tokens: tuple[str, ...]
+    label: int
+
+
 def _polarity(tags: list[str]) -> int:
     pol = math.prod(int(t[4:]) for t in tags if t.startswith("pol="))
     return -pol if "not" in tags else pol
@@ -862,4 +873,34 @@ def coreference_examples(n: int = 1000, seed: int = 0) -> list[CoreferenceExampl
                 last[tok] = i
         if links:
             out.append(CoreferenceExample(story.en, toks, tuple(links)))
+    return out
+
+
+_FLIP = {"he": "she", "she": "he", "him": "her", "her": "him"}
+
+
+def agreement_examples(n: int = 1000, seed: int = 0) -> list[AgreementExample]:
+    """Stories with a personal pronoun, half of them broken: one he/she/him/her turned into
+    the other gender where that makes the story impossible (story_log_prob is -inf).
+
+    Introduced in chapter 06_gpt. Telling them apart needs the story's cast: which names,
+    of which gender, came before the pronoun. Each story is kept as is with probability 1/2;
+    otherwise a uniformly chosen pronoun is flipped, and the story is skipped when the flip
+    happens to leave it possible (another person of that gender was the only one so far)."""
+    _check_int(n, "n", 1)
+    rng, out = random.Random(_check_int(seed, "seed", 0)), []
+    while len(out) < n:
+        story = _to_story(_sample_story(rng))
+        toks = tokenize_en(story.en)
+        where = [i for i, t in enumerate(toks) if t in _FLIP]
+        if not where:
+            continue
+        if rng.random() < 0.5:
+            out.append(AgreementExample(story.en, tuple(toks), 1))
+            continue
+        i = rng.choice(where)
+        broken = toks[:i] + [_FLIP[toks[i]]] + toks[i + 1:]
+        text = detokenize_en(broken)
+        if story_log_prob(text) == -math.inf:
+            out.append(AgreementExample(text, tuple(broken), 0))
     return out

@@ -7,8 +7,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lmbook_utils.gpt import (GPT, GPTConfig, beam_search, filter_logits, from_hf_state_dict, generate,
-                              save_pretrained)
+from lmbook_utils.gpt import (GPT, GPTClassifier, GPTConfig, beam_search, filter_logits, from_hf_state_dict,
+                              generate, save_pretrained)
 
 torch.set_num_threads(2)
 transformers = pytest.importorskip("transformers")
@@ -132,3 +132,42 @@ def test_bad_input_is_named():
         model(p, targets=torch.tensor([[1]]))
     with pytest.raises(ValueError, match="divisible"):
         GPTConfig(vocab_size=10, d_model=10, n_heads=3)
+
+
+def test_hidden_states_give_the_logits():
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=13, d_model=16, n_layers=1, n_heads=2, max_len=10)).eval()
+    out = model(torch.randint(13, (2, 6)))
+    torch.testing.assert_close(out.hidden_states @ model.wte.weight.T, out.logits)
+
+
+def test_classifier_reads_the_last_real_token_and_adds_the_lm_loss():
+    torch.manual_seed(0)
+    gpt = GPT(GPTConfig(vocab_size=13, d_model=16, n_layers=2, n_heads=2, max_len=10))
+    clf = GPTClassifier(gpt, n_classes=3, lm_weight=0.5).eval()
+    ids = torch.tensor([[1, 5, 7, 2, 0, 0], [1, 4, 4, 9, 8, 2]])
+    lengths = torch.tensor([4, 6])
+    labels = torch.tensor([2, 0])
+    out = clf(ids, labels, lengths)
+    alone = clf(ids[:1, :4], labels[:1], lengths[:1])  # the padding must not matter
+    torch.testing.assert_close(out.logits[:1], alone.logits)
+    hidden = gpt(ids).hidden_states
+    torch.testing.assert_close(out.logits[1], clf.head(hidden[1, 5]))
+    targets = ids[:, 1:].masked_fill(torch.arange(5)[None] >= (lengths[:, None] - 1), -100)
+    lm = torch.nn.functional.cross_entropy(gpt(ids[:, :-1]).logits.flatten(0, 1), targets.flatten(), ignore_index=-100)
+    want = torch.nn.functional.cross_entropy(out.logits, labels) + 0.5 * lm
+    torch.testing.assert_close(out.loss, want)
+
+
+def test_classifier_bad_input():
+    gpt = GPT(GPTConfig(vocab_size=13, d_model=16, n_layers=1, n_heads=2, max_len=10))
+    with pytest.raises(ValueError, match="n_classes must be an int >= 2"):
+        GPTClassifier(gpt, n_classes=1)
+    with pytest.raises(ValueError, match="lm_weight must be a number >= 0"):
+        GPTClassifier(gpt, n_classes=2, lm_weight=-1.0)
+    clf = GPTClassifier(gpt, n_classes=2)
+    ids = torch.ones(2, 4, dtype=torch.long)
+    with pytest.raises(ValueError, match=r"lengths must be a \(batch=2,\) tensor of ints in \[1, 4\]"):
+        clf(ids, None, torch.tensor([4, 5]))
+    with pytest.raises(ValueError, match=r"labels must be a \(batch=2,\) tensor of class ids in \[0, 2\)"):
+        clf(ids, torch.tensor([0, 2]), torch.tensor([4, 4]))

@@ -289,3 +289,17 @@ def test_coreference_links_point_back_to_the_only_name_of_that_gender():
 def test_coreference_bad_input():
     with pytest.raises(ValueError, match="n"):
         tw.coreference_examples(0)
+
+
+def test_agreement_examples_are_possible_or_broken_by_one_pronoun():
+    examples = tw.agreement_examples(300, seed=2)
+    labels = [e.label for e in examples]
+    assert 0.4 < sum(labels) / len(labels) < 0.65
+    for e in examples:
+        assert tuple(tw.tokenize_en(e.text)) == e.tokens
+        assert any(t in ("he", "she", "him", "her") for t in e.tokens)
+        possible = tw.story_log_prob(e.text) > -math.inf
+        assert possible == (e.label == 1)
+    assert tw.agreement_examples(5, seed=2) == examples[:5]
+    with pytest.raises(ValueError, match="n must be an integer >= 1"):
+        tw.agreement_examples(0)

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .transformer import Encoder
+from .transformer import Encoder, check_config_sizes
 
 __all__ = ["BertConfig", "Bert", "BertOutput", "mask_tokens", "to_hf_state_dict", "from_hf_state_dict",
            "save_pretrained"]
@@ -47,13 +47,8 @@ class BertConfig:
     n_labels: int = 2  # classification head (fine-tuning)
 
     def __post_init__(self) -> None:
-        for name in ("vocab_size", "d_model", "n_layers", "n_heads", "d_ff", "max_len",
-                     "type_vocab_size", "n_labels"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"BertConfig.{name} must be an int >= 1, got {value!r}")
-        if self.d_model % self.n_heads:
-            raise ValueError(f"BertConfig.d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
+        check_config_sizes(self, ("vocab_size", "d_model", "n_layers", "n_heads", "d_ff", "max_len",
+                                  "type_vocab_size", "n_labels"))
         if not 0 <= self.pad_id < self.vocab_size:
             raise ValueError(f"BertConfig.pad_id must be an id in [0, {self.vocab_size}), got {self.pad_id}")
 

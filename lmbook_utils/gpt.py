@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .attention import KVCache, MultiHeadAttention
-from .transformer import FeedForward
+from .transformer import FeedForward, check_config_sizes
 
 __all__ = ["GPTConfig", "GPT", "GPTClassifier", "generate", "beam_search", "filter_logits", "from_hf_state_dict",
            "to_hf_state_dict", "save_pretrained"]
@@ -46,12 +46,7 @@ class GPTConfig:
     eps: float = 1e-5
 
     def __post_init__(self) -> None:
-        for name in ("vocab_size", "d_model", "n_layers", "n_heads", "max_len"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"GPTConfig.{name} must be an int >= 1, got {value!r}")
-        if self.d_model % self.n_heads:
-            raise ValueError(f"GPTConfig.d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
+        check_config_sizes(self, ("vocab_size", "d_model", "n_layers", "n_heads", "max_len"))
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"GPTConfig.dropout must be in [0, 1), got {self.dropout!r}")
 

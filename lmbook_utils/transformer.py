@@ -39,6 +39,18 @@ def _int(value: object, name: str, low: int = 1) -> int:
     return value
 
 
+def check_config_sizes(config: object, names: tuple[str, ...]) -> None:
+    """The checks every model config shares: whole sizes >= 1, d_model divisible by n_heads.
+
+    Introduced in chapter 05_bert; errors name the field, e.g. "GPTConfig.n_heads"."""
+    cls = type(config).__name__
+    for name in names:
+        _int(getattr(config, name), f"{cls}.{name}")
+    d_model, n_heads = getattr(config, "d_model"), getattr(config, "n_heads")
+    if d_model % n_heads:
+        raise ValueError(f"{cls}.d_model ({d_model}) must be divisible by n_heads ({n_heads})")
+
+
 def sinusoidal_positions(max_len: int, d_model: int) -> torch.Tensor:
     """(max_len, d_model): PE[p, 2i] = sin(p / 10000^(2i/d)), PE[p, 2i+1] = cos(same angle).
 

@@ -141,8 +141,12 @@ def test_bad_input_is_named():
         model(torch.ones(2, 4, dtype=torch.long), nsp_labels=torch.ones(2, 1, dtype=torch.long))
     with pytest.raises(ValueError, match="input_ids holds ids outside"):
         model(torch.tensor([[1, 25]]))
-    with pytest.raises(ValueError, match="divisible"):
+    with pytest.raises(ValueError, match=r"BertConfig.d_model \(10\) must be divisible by n_heads \(3\)"):
         BertConfig(vocab_size=20, d_model=10, n_heads=3)
+    with pytest.raises(ValueError, match="BertConfig.d_ff must be an int >= 1, got 0"):
+        BertConfig(vocab_size=20, d_ff=0)
+    with pytest.raises(ValueError, match="BertConfig.n_layers must be an int >= 1, got True"):
+        BertConfig(vocab_size=20, n_layers=True)
     with pytest.raises(ValueError, match="prob"):
         mask_tokens(torch.ones(2, 2, dtype=torch.long), [0, 4], 10, 4, prob=0.0)
     with pytest.raises(ValueError, match="mask_id"):

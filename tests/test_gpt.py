@@ -130,8 +130,10 @@ def test_bad_input_is_named():
         model(torch.ones(1, 9, dtype=torch.long))
     with pytest.raises(ValueError, match="targets must have the shape"):
         model(p, targets=torch.tensor([[1]]))
-    with pytest.raises(ValueError, match="divisible"):
+    with pytest.raises(ValueError, match=r"GPTConfig.d_model \(10\) must be divisible by n_heads \(3\)"):
         GPTConfig(vocab_size=10, d_model=10, n_heads=3)
+    with pytest.raises(ValueError, match="GPTConfig.max_len must be an int >= 1, got 0"):
+        GPTConfig(vocab_size=10, max_len=0)
 
 
 def test_hidden_states_give_the_logits():

@@ -234,13 +234,26 @@ class SequenceDataset(Dataset):
 
     def collate(self, items: list[tuple[torch.Tensor, int]]) -> list[torch.Tensor]:
         """[x, y], (B, T) each, T = longest sequence - 1; x padded with pad_id, y with -100."""
-        t = max(len(s) for s, _ in items) - 1
-        x = torch.full((len(items), t), self.pad_id, dtype=torch.long)
-        y = torch.full((len(items), t), -100, dtype=torch.long)
-        for row, (s, start) in enumerate(items):
-            x[row, :len(s) - 1] = s[:-1]
-            y[row, start - 1:len(s) - 1] = s[start:]
+        x, _ = pad_sequences([s[:-1] for s, _ in items], self.pad_id)
+        targets = [torch.cat([torch.full((start - 1,), -100), s[start:]]) for s, start in items]
+        y, _ = pad_sequences(targets, -100)
         return [x, y]
+
+
+def pad_sequences(sequences: Sequence[Sequence[int]], pad_value: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ids (B, T), lengths (B,)): the sequences left-aligned, padded on the right to the longest.
+
+    Introduced in chapter 06_gpt."""
+    if isinstance(pad_value, bool) or not isinstance(pad_value, int):
+        raise ValueError(f"pad_value must be an int, got {pad_value!r}")
+    rows = [torch.as_tensor(s, dtype=torch.long) for s in sequences]
+    if not rows or any(r.dim() != 1 or len(r) == 0 for r in rows):
+        raise ValueError("sequences must be a non-empty list of non-empty 1-D id sequences")
+    lengths = torch.tensor([len(r) for r in rows])
+    ids = torch.full((len(rows), int(lengths.max())), pad_value, dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, :len(r)] = r
+    return ids, lengths
 
 
 def batches(dataset: Dataset, batch_size: int, seed: int = 0, shuffle: bool = True,

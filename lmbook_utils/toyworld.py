@@ -474,6 +474,21 @@ def story_log_prob(text: str, lang: str = "en") -> float:
 
 
 # ---- generation -----------------------------------------------------------------------------
+def grammar_shares(stories: list[list[str]]) -> tuple[float, float]:
+    """(share of sentences the grammar parses, share of stories it could have written), for
+    stories given as token lists (as a model samples them). Introduced in chapter 01_ngram.
+
+    Sentences end with "."; an unfinished last sentence is not counted."""
+    if isinstance(stories, str) or not stories or any(isinstance(t, str) for t in stories):
+        raise ValueError("stories must be a non-empty list of token lists")
+    from .textstats import sentences as split_sentences
+
+    sentences = [detokenize_en(list(s)) for tokens in stories for s in split_sentences(tokens)]
+    ok_sentence = sum(is_grammatical(s) for s in sentences) / len(sentences) if sentences else 0.0
+    ok_story = sum(story_log_prob(detokenize_en(list(t))) > -math.inf for t in stories) / len(stories)
+    return ok_sentence, ok_story
+
+
 @dataclass(frozen=True)
 class Sentence:
     """A standalone sentence and its exact log-probability. Introduced in chapter 00_introduction."""

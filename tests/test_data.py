@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lmbook_utils.data import (CORPORA, SequenceDataset, TokenBlockDataset, batches, download, load_text_file,
+from lmbook_utils.data import (CORPORA, SequenceDataset, pad_sequences, TokenBlockDataset, batches, download, load_text_file,
                                python_docs_text, split_items)
 
 
@@ -224,3 +224,13 @@ def test_sequence_dataset_first_target_hides_earlier_targets():
         SequenceDataset([[1, 2]], pad_id=0, first_target=[1, 1])
     with pytest.raises(ValueError, match=r"first_target\[0\] must be an int in \[1, 2\)"):
         SequenceDataset([[1, 2]], pad_id=0, first_target=[2])
+
+
+def test_pad_sequences():
+    ids, lengths = pad_sequences([[3, 4], [5], [6, 7, 8]], pad_value=-1)
+    assert ids.tolist() == [[3, 4, -1], [5, -1, -1], [6, 7, 8]]
+    assert lengths.tolist() == [2, 1, 3]
+    with pytest.raises(ValueError, match="non-empty list of non-empty"):
+        pad_sequences([[1], []], 0)
+    with pytest.raises(ValueError, match="pad_value must be an int"):
+        pad_sequences([[1]], 0.5)

@@ -136,9 +136,6 @@ def test_induction_scores_find_a_copying_head():
         induction_scores(_Copier(4), [2, 2], length=4)
 
 
-def test_module_lists_its_tasks():
-    assert fewshot.TASKS == ("translate", "measure_word", "arbitrary_labels")
-
 
 def test_repeated_sequences_repeat_after_a_gap():
     seqs = fewshot.repeated_sequences(200, [5, 6, 7], length=4, max_gap=3, seed=1)

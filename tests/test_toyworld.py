@@ -303,3 +303,14 @@ def test_agreement_examples_are_possible_or_broken_by_one_pronoun():
     assert tw.agreement_examples(5, seed=2) == examples[:5]
     with pytest.raises(ValueError, match="n must be an integer >= 1"):
         tw.agreement_examples(0)
+
+
+def test_grammar_shares_count_sentences_and_stories():
+    good = tw.tokenize_en(tw.generate_stories(1, seed=3)[0].en)
+    bad = tw.tokenize_en("Alice sang. Alice sang the. He")   # 2nd sentence broken, unfinished tail
+    sentence_share, story_share = tw.grammar_shares([good, bad])
+    n_good = good.count(".")
+    assert sentence_share == pytest.approx((n_good + 1) / (n_good + 2))
+    assert story_share == 0.5
+    with pytest.raises(ValueError, match="non-empty list of token lists"):
+        tw.grammar_shares(["Alice sang."])

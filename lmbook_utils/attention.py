@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["scaled_dot_product_attention", "causal_mask", "padding_mask", "KVCache",
-           "MultiHeadAttention"]
+           "MultiHeadAttention", "head_accuracy"]
 
 
 def causal_mask(n_queries: int, n_keys: int | None = None,
@@ -218,3 +218,36 @@ class MultiHeadAttention(nn.Module):
             weights = None
         out = out.transpose(1, 2).reshape(b, n_q, self.d_model)
         return self.out_proj(out), weights
+
+
+def head_accuracy(examples, exclude=None) -> torch.Tensor:
+    """(layers, heads): how often each head's strongest attention from a query lands on its target.
+
+    Introduced in chapter 05_bert. This is Clark et al.'s (2019, "What does BERT look at?",
+    BlackboxNLP) test of whether a head tracks a relation: `examples` is a list of
+    (attention (layers, heads, T, T), links [(query, target), ...]); the score pools all links.
+    `exclude` gives, per example, key positions never counted as the argmax (e.g. [CLS] and
+    [SEP], which many heads use as a resting place)."""
+    examples = list(examples)
+    if exclude is not None and len(exclude) != len(examples):
+        raise ValueError(f"exclude must give one list of positions per example ({len(examples)}), "
+                         f"got {len(exclude)}")
+    hits, total = None, 0
+    for k, (att, links) in enumerate(examples):
+        if not isinstance(att, torch.Tensor) or att.dim() != 4 or att.shape[-1] != att.shape[-2]:
+            got = tuple(att.shape) if isinstance(att, torch.Tensor) else type(att).__name__
+            raise ValueError(f"attention must be a (layers, heads, T, T) tensor, got {got} in example {k}")
+        n = att.shape[-1]
+        att = att.detach().float()
+        if exclude is not None and len(exclude[k]):
+            att = att.clone()
+            att[..., list(exclude[k])] = -1.0
+        for q, t in links:
+            if not (0 <= q < n and 0 <= t < n):
+                raise ValueError(f"link ({q}, {t}) in example {k} points outside the {n} positions")
+            hit = (att[:, :, q].argmax(-1) == t).float()
+            hits = hit if hits is None else hits + hit
+            total += 1
+    if total == 0:
+        raise ValueError("examples hold no links: nothing to score")
+    return hits / total

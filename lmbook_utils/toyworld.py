@@ -891,6 +891,45 @@ def coreference_examples(n: int = 1000, seed: int = 0) -> list[CoreferenceExampl
     return out
 
 
+_DETERMINERS = ("a", "the")
+_NOUNS = frozenset([n for n, _, _ in ANIMALS] + [n for v in THINGS.values() for n, _, _ in v]
+                   + [p[0].split()[-1] for p in PLACES])
+# verbs whose first noun phrase after them is their direct object ("gave" has two objects: left out)
+_OBJECT_VERBS = frozenset(["saw", "ate", "read", "found", "lost"] + [a for a, _, _ in ATTITUDES])
+
+
+def word_relations(tokens: list[str]) -> list[tuple[str, int, int]]:
+    """(relation, query index, target index) for three relations a head might track in toy-world text.
+
+    Introduced in chapter 05_bert. "determiner → noun": a/the to the noun it introduces;
+    "object → verb": the head word of a direct object to its verb; "pronoun → antecedent":
+    he/she/him/her to the name it refers to (read off the text exactly, as in
+    `coreference_examples`). `tokens` are `tokenize_en` words; sentences end with ".".
+    """
+    if not isinstance(tokens, (list, tuple)) or not all(isinstance(t, str) for t in tokens):
+        raise ValueError(f"tokens must be a list of word strings (tokenize_en), got {type(tokens).__name__}")
+    out, names, verb = [], {}, None
+    for i, tok in enumerate(tokens):
+        if tok == ".":
+            verb = None
+        elif tok in _DETERMINERS:
+            noun = next((j for j in range(i + 1, min(i + 3, len(tokens))) if tokens[j] in _NOUNS), None)
+            if noun is not None:
+                out.append(("determiner → noun", i, noun))
+        elif tok in _OBJECT_VERBS and verb is None:
+            verb = i
+        elif verb is not None and verb >= 0 and (tok in _NOUNS or tok in _GENDER or tok in ("him", "her", "it")):
+            out.append(("object → verb", i, verb))
+            verb = -1  # one direct object per verb
+        if tok in _PRONOUN_GENDER:
+            match = [j for w, j in names.items() if _GENDER[w] == _PRONOUN_GENDER[tok]]
+            if len(match) == 1:
+                out.append(("pronoun → antecedent", i, match[0]))
+        elif tok in _GENDER:
+            names[tok] = i
+    return out
+
+
 _FLIP = {"he": "she", "she": "he", "him": "her", "her": "him"}
 
 

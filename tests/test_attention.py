@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from lmbook_utils.attention import (KVCache, MultiHeadAttention, causal_mask, padding_mask,
+from lmbook_utils.attention import (KVCache, MultiHeadAttention, causal_mask, head_accuracy, padding_mask,
                                     scaled_dot_product_attention)
 
 torch.set_num_threads(2)
@@ -157,3 +157,34 @@ def test_bad_input_is_named():
         padding_mask([0, 2])
     with pytest.raises(ValueError, match="cache works for self-attention only"):
         mha(torch.randn(1, 2, 8), torch.randn(1, 3, 8), cache=KVCache())
+
+
+# ---- head_accuracy (chapter 05) ---------------------------------------------------------------
+def test_head_accuracy_counts_argmax_hits():
+    att = torch.zeros(2, 1, 3, 3)  # (layers, heads, queries, keys)
+    att[0, 0] = torch.tensor([[1.0, 0, 0], [1.0, 0, 0], [0, 1.0, 0]])  # layer 0: previous token (row 0: itself)
+    att[1, 0] = torch.tensor([[0, 0, 1.0], [0, 0, 1.0], [0, 0.6, 0.4]])  # layer 1: mostly the last token
+    links = [(1, 0), (2, 1)]
+    acc = head_accuracy([(att, links)])
+    torch.testing.assert_close(acc, torch.tensor([[1.0], [0.5]]))
+    # an excluded key is never the argmax: layer 1, query 1 falls back to key 0 or 1 (tie -> first)
+    acc = head_accuracy([(att, links)], exclude=[[2]])
+    assert acc[1, 0] == 1.0  # query 1: keys 0, 1 tie at 0 -> key 0 = target; query 2: key 1 = target
+
+
+def test_head_accuracy_pools_examples_by_link():
+    one = torch.eye(2).expand(1, 1, 2, 2)  # attends to itself
+    acc = head_accuracy([(one, [(0, 0)]), (one, [(0, 1), (1, 0), (1, 1)])])
+    assert float(acc) == 0.5  # 2 of the 4 links hit
+
+
+def test_head_accuracy_bad_input():
+    att = torch.zeros(1, 1, 3, 3)
+    with pytest.raises(ValueError, match=r"attention must be a \(layers, heads, T, T\) tensor"):
+        head_accuracy([(torch.zeros(3, 3), [(0, 1)])])
+    with pytest.raises(ValueError, match="link .* outside the 3 positions"):
+        head_accuracy([(att, [(0, 3)])])
+    with pytest.raises(ValueError, match="no links"):
+        head_accuracy([(att, [])])
+    with pytest.raises(ValueError, match="exclude must give one list of positions per example"):
+        head_accuracy([(att, [(0, 1)])], exclude=[[0], [1]])

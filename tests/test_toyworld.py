@@ -314,3 +314,36 @@ def test_grammar_shares_count_sentences_and_stories():
     assert story_share == 0.5
     with pytest.raises(ValueError, match="non-empty list of token lists"):
         tw.grammar_shares(["Alice sang."])
+
+
+# ---- word_relations (chapter 05) --------------------------------------------------------------
+def test_word_relations_by_hand():
+    toks = tw.tokenize_en("Alice saw a big dog. She liked it. Bob gave her the ball.")
+    # 0 alice 1 saw 2 a 3 big 4 dog 5 . 6 she 7 liked 8 it 9 . 10 bob 11 gave 12 her 13 the 14 ball 15 .
+    rel = tw.word_relations(toks)
+    assert ("determiner → noun", 2, 4) in rel and ("determiner → noun", 13, 14) in rel
+    assert ("object → verb", 4, 1) in rel and ("object → verb", 8, 7) in rel
+    assert ("pronoun → antecedent", 6, 0) in rel and ("pronoun → antecedent", 12, 0) in rel
+    assert len(rel) == 6  # "gave" takes two objects and is left out; "bob" is a subject
+
+
+def test_word_relations_follow_the_grammar_on_stories():
+    counts = Counter()
+    for story in tw.generate_stories(200, seed=3):
+        toks = tw.tokenize_en(story.en)
+        for kind, q, t in tw.word_relations(toks):
+            counts[kind] += 1
+            if kind == "determiner → noun":
+                assert toks[q] in ("a", "the") and 0 < t - q <= 2
+            elif kind == "object → verb":
+                assert t < q and toks[t] in ("saw", "ate", "read", "found", "lost", "liked", "loved",
+                                             "disliked", "hated")
+            else:  # the antecedent is a name of the pronoun's gender
+                assert tw.PEOPLE[[p[0].lower() for p in tw.PEOPLE].index(toks[t])][2] == \
+                    {"he": "m", "him": "m", "she": "f", "her": "f"}[toks[q]]
+    assert min(counts.values()) > 50, counts
+
+
+def test_word_relations_bad_input():
+    with pytest.raises(ValueError, match="tokens must be a list of word strings"):
+        tw.word_relations("Alice saw a dog.")

@@ -20,7 +20,7 @@ import numpy as np
 __all__ = ["check_bigram_mle", "check_add_k", "check_perplexity", "check_toy_probability",
            "check_most_frequent_pair", "check_merge_pair", "check_attention", "check_causal_mask",
            "check_positional_encoding", "check_label_smoothing", "check_bert_input",
-           "check_mask_decision", "check_top_k", "check_top_p", "check_few_shot_optimum"]
+           "check_mask_decision", "check_head_score", "check_top_k", "check_top_p", "check_few_shot_optimum"]
 
 
 def _report(ok: bool, message: str) -> bool:
@@ -440,6 +440,58 @@ def check_mask_decision(fn: Callable[[float], str]) -> bool:
         return _report(False, "the shares should be 80% mask, 10% random, 10% keep; yours are "
                               + ", ".join(f"{shares[k]:.0%} {k}" for k in want))
     return _report(True, "80% [MASK], 10% random token, 10% unchanged")
+
+
+def _head_case():
+    """One head over 6 tokens, [CLS] a b c d [SEP], built so that each wrong reading shows."""
+    import torch
+
+    att = torch.full((6, 6), 0.02)
+    att[1, 3], att[2, 4], att[3, 5], att[4, 1], att[5, 0] = 0.6, 0.5, 0.7, 0.4, 0.9
+    att[2, 5] = 0.55  # query 2 rests on [SEP] first: right only if [SEP] is excluded
+    att[3, 1] = 0.05
+    att[1, 0] = 0.1
+    att = att / att.sum(-1, keepdim=True)
+    links = [(1, 3), (2, 4), (4, 1), (3, 2)]  # three hits once [CLS], [SEP] are excluded: 0.75
+    return att, links, [0, 5]
+
+
+def check_head_score(fn: Callable) -> bool:
+    """Check ``fn(att, links, exclude) -> float``: the share of links (query, target) whose
+    query's strongest attention, among keys not in `exclude`, is the target.
+
+    Introduced in chapter 05_bert (exercise 3): Clark et al.'s head test for one head.
+    """
+    import torch
+
+    att, links, exclude = _head_case()
+    kept = att.clone()
+    kept[:, exclude] = -1.0
+    want = sum(int(kept[q].argmax()) == t for q, t in links) / len(links)
+    got, error = _call(fn, att.clone(), list(links), list(exclude))
+    if error:
+        return _report(False, error)
+    try:
+        got = float(got)
+    except (TypeError, ValueError):
+        return _report(False, f"return one number, the share of links the head gets right; got {type(got).__name__}")
+    if abs(got - want) < 1e-9:
+        return _report(True, f"{want:.2f}: the head's strongest attention hits 3 of the 4 targets")
+    if abs(got - want * len(links)) < 1e-9:
+        return _report(False, f"you returned the number of hits ({got:g}); return the fraction of the "
+                              f"{len(links)} links instead")
+    plain = sum(int(att[q].argmax()) == t for q, t in links) / len(links)
+    if abs(got - plain) < 1e-9:
+        return _report(False, "query 2 looks hardest at [SEP] (position 5), which is in exclude: leave the "
+                              "excluded keys out of the argmax, then take the strongest of the rest")
+    cols = att.clone()
+    cols[exclude, :] = -1.0
+    transposed = sum(int(cols[:, q].argmax()) == t for q, t in links) / len(links)
+    if abs(got - transposed) < 1e-9 or abs(got - sum(int(att[:, q].argmax()) == t for q, t in links) / len(links)) < 1e-9:
+        return _report(False, "you read column q (who attends to the query); the query's attention is row q, "
+                              "att[q], one weight per key")
+    return _report(False, f"expected {want:.2f} on this head, got {got:.4g}: for each (query, target) take "
+                          "att[query], ignore the excluded keys, and check whether the largest weight is at target")
 
 
 # --- chapter 06_gpt ----------------------------------------------------------

@@ -306,3 +306,33 @@ def test_few_shot_optimum_check(capsys):
     assert "for k=1 the best accuracy is 0.6667" in capsys.readouterr().out
     assert not ex.check_few_shot_optimum(lambda k: 0.5)
     assert "4 labels" in capsys.readouterr().out
+
+
+def test_head_score_check(capsys):
+    import torch
+
+    def right(att, links, exclude):
+        att = att.clone()
+        att[:, exclude] = -1.0
+        return sum(int(att[q].argmax()) == t for q, t in links) / len(links)
+
+    def columns(att, links, exclude):  # reads who attends TO the query, not where it looks
+        att = att.clone()
+        att[exclude, :] = -1.0
+        return sum(int(att[:, q].argmax()) == t for q, t in links) / len(links)
+
+    def no_exclude(att, links, exclude):
+        return sum(int(att[q].argmax()) == t for q, t in links) / len(links)
+
+    def count(att, links, exclude):
+        return right(att, links, exclude) * len(links)
+
+    assert ex.check_head_score(right)
+    assert not ex.check_head_score(columns)
+    assert "row" in capsys.readouterr().out
+    assert not ex.check_head_score(no_exclude)
+    assert "exclude" in capsys.readouterr().out
+    assert not ex.check_head_score(count)
+    assert "fraction" in capsys.readouterr().out
+    assert not ex.check_head_score(lambda att, links, exclude: 1 / 0)
+    assert "ZeroDivisionError" in capsys.readouterr().out

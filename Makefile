@@ -5,6 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+KERNEL := $(VENV)/share/jupyter/kernels/python3/kernel.json
 
 NPM    ?= npm
 ASSETS := node_modules/.package-lock.json
@@ -18,14 +19,24 @@ help:
 	@echo "make lab    open the chapters in JupyterLab"
 	@echo "make clean  remove the build and the virtual environment"
 
-env: $(STAMP)
+env: $(STAMP) $(KERNEL)
 
 $(STAMP): pyproject.toml requirements-lock.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c requirements-lock.txt -e ".[dev]"
-	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (LLM Book)" >/dev/null
 	touch $@
+
+# The Jupyter kernel that `make lab` and `make book` run the chapters in. It computes with the
+# same CPU kernels as the stored outputs (lmbook_utils.repro.PINNED_CPU_ENV), so a reader sees
+# the book's numbers on any x86 machine with AVX2.
+# The same settings are exported to `make book` and `make lab` themselves, in case another
+# "python3" kernel (say, a user-wide one) shadows this one; the tests set them in conftest.py.
+PINNED = $(PY) -c 'from lmbook_utils.repro import PINNED_CPU_ENV as e; print(*(f"$(1)" for k, v in e.items()))'
+
+$(KERNEL): $(STAMP) lmbook_utils/repro.py
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (LLM Book)" \
+		$$($(call PINNED,--env {k} {v})) >/dev/null
 
 # The JavaScript the built book serves from its own folder, pinned in package.json
 # and package-lock.json; book/_ext/lmbook_assets.py copies it into the build.
@@ -42,7 +53,7 @@ $(ASSETS): package.json package-lock.json
 	fi
 
 book: env assets
-	$(VENV)/bin/jupyter-book build book --all --warningiserror --keep-going
+	env $$($(call PINNED,{k}={v})) $(VENV)/bin/jupyter-book build book --all --warningiserror --keep-going
 	@echo "Open book/_build/html/index.html"
 
 TEST_CMD = $(PY) -m pytest tests book/chapters --nbval --nbval-current-env \
@@ -64,7 +75,7 @@ test: env assets
 	fi
 
 lab: env
-	$(VENV)/bin/jupyter lab book/chapters
+	env $$($(call PINNED,{k}={v})) $(VENV)/bin/jupyter lab book/chapters
 
 # Refresh the full lock after changing a pin in pyproject.toml.
 lock: env

@@ -4,18 +4,44 @@ Introduced in chapter 00_introduction. Every notebook starts with ``set_seed()``
 give the same numbers, and asks ``get_device()`` where to put its tensors. The committed outputs of
 the book come from the CPU path with two threads (``set_seed(seed, threads=2)``): float sums run
 in a different order with a different thread count, and the last digits of a loss can change.
+The same holds for the CPU's vector instructions: ``PINNED_CPU_ENV`` makes every x86 machine with
+AVX2 compute with the same kernels, so the stored outputs do not depend on which CPU ran them.
 """
 
 from __future__ import annotations
 
 import os
 import random
+from collections.abc import MutableMapping
 
 import numpy as np
 import torch
 
 DEVICE_ENV_VAR = "LMBOOK_DEVICE"
 DEVICE_NAMES = ("cpu", "cuda", "mps")
+
+# Newer CPUs get wider kernels (AVX-512, AMX) that add floats in another order: the same notebook
+# then prints a loss that differs in the last digit, and after a few hundred training steps a
+# different BLEU. These settings choose the AVX2 kernels in PyTorch's own operators
+# (ATEN_CPU_CAPABILITY), in MKL's matrix products (MKL_CBWR, Intel's "conditional numerical
+# reproducibility") and in oneDNN (DNNL_MAX_CPU_ISA).
+PINNED_CPU_ENV = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2,STRICT", "DNNL_MAX_CPU_ISA": "AVX2"}
+
+
+def pin_cpu_numerics(environ: MutableMapping[str, str] | None = None) -> dict[str, str]:
+    """Put ``PINNED_CPU_ENV`` into `environ` (default ``os.environ``) where not already set.
+
+    The libraries read these variables when torch runs its first operation, and a kernel or
+    subprocess inherits them, so call this before any computation: the test suite does, for the
+    notebooks it checks. Returns the settings in effect; a value the caller set is kept.
+    """
+    if environ is None:
+        environ = os.environ
+    if not isinstance(environ, MutableMapping):
+        raise TypeError(f"environ must be a mutable mapping such as os.environ, got {type(environ).__name__}")
+    for name, value in PINNED_CPU_ENV.items():
+        environ.setdefault(name, value)
+    return {name: environ[name] for name in PINNED_CPU_ENV}
 
 
 def set_seed(seed: int = 0, threads: int | None = 2) -> None:

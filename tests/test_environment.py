@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import sys
 import tomllib
 from pathlib import Path
 
@@ -74,3 +76,23 @@ def test_lock_file_contains_every_direct_pin():
 def test_torch_is_the_cpu_build_on_disk():
     # Any other pin pulls several GB of CUDA wheels on the book's CI machines.
     assert pyproject_pins()["torch"] == "2.13.0"
+
+
+def test_notebooks_run_with_the_pinned_cpu_numerics():
+    # The stored outputs are compared digit for digit: nbval's kernels inherit this process'
+    # environment (set in conftest.py), and Jupyter's "python3" kernel, installed by `make env`
+    # for `make lab` and `make book`, must carry the same settings.
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    from lmbook_utils.repro import PINNED_CPU_ENV
+
+    differ = {k: (v, os.environ.get(k)) for k, v in PINNED_CPU_ENV.items() if os.environ.get(k) != v}
+    assert not differ, f"the test process does not pin the CPU numerics (wanted, found): {differ}"
+    try:
+        spec = KernelSpecManager().get_kernel_spec("python3")
+    except NoSuchKernel:
+        pytest.skip("no Jupyter kernel named python3 (make env installs it)")
+    if not Path(spec.resource_dir).resolve().is_relative_to(Path(sys.prefix).resolve()):
+        pytest.skip(f"the python3 kernel at {spec.resource_dir} is not this environment's")
+    missing = {k: v for k, v in PINNED_CPU_ENV.items() if spec.env.get(k) != v}
+    assert not missing, f"kernel {spec.resource_dir} lacks {missing}: rerun `make env`"

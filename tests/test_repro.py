@@ -1,12 +1,16 @@
 from __future__ import annotations
 
+import os
+import platform
 import random
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import torch
 
-from lmbook_utils.repro import get_device, set_seed
+from lmbook_utils.repro import PINNED_CPU_ENV, get_device, pin_cpu_numerics, set_seed
 
 
 def _draws():
@@ -79,3 +83,39 @@ def test_get_device_unknown_name_lists_valid_names():
 def test_get_device_missing_cuda_is_an_error():
     with pytest.raises(RuntimeError, match="CUDA"):
         get_device("cuda")
+
+
+def test_pin_cpu_numerics_fills_in_what_is_unset_and_keeps_the_rest():
+    environ = {"MKL_CBWR": "COMPATIBLE", "PATH": "/bin"}
+    in_effect = pin_cpu_numerics(environ)
+    assert environ["MKL_CBWR"] == "COMPATIBLE"          # the reader's own choice wins
+    assert environ["PATH"] == "/bin"
+    for name, value in PINNED_CPU_ENV.items():
+        if name != "MKL_CBWR":
+            assert environ[name] == value
+    assert in_effect == {name: environ[name] for name in PINNED_CPU_ENV}
+
+
+def test_pin_cpu_numerics_rejects_a_non_mapping():
+    with pytest.raises(TypeError, match="environ"):
+        pin_cpu_numerics(["ATEN_CPU_CAPABILITY=avx2"])
+
+
+def _has_avx2() -> bool:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return " avx2" in f.read()
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64") or not _has_avx2(),
+                    reason="the pinned kernels are x86 AVX2 ones")
+def test_pinned_environment_selects_the_avx2_kernels():
+    # A misspelt name or value would leave torch on the machine's own widest kernels (with a
+    # warning), and the stored outputs would again depend on which CPU ran them.
+    code = "import torch; print(torch.backends.cpu.get_cpu_capability())"
+    env = {**os.environ, **PINNED_CPU_ENV}
+    done = subprocess.run([sys.executable, "-W", "error", "-c", code], env=env, capture_output=True,
+                          text=True, check=True)
+    assert done.stdout.strip() == "AVX2", done.stderr

@@ -28,8 +28,8 @@ $(STAMP): pyproject.toml requirements-lock.txt
 	touch $@
 
 # The Jupyter kernel that `make lab` and `make book` run the chapters in. It computes with the
-# same CPU kernels as the stored outputs (lmbook_utils.repro.PINNED_CPU_ENV), so a reader sees
-# the book's numbers on any x86 machine with AVX2.
+# same CPU kernels as the stored outputs (lmbook_utils.repro.PINNED_CPU_ENV), so that a
+# reader's x86 machine with AVX2 computes the book's numbers, not its own last digits.
 # The same settings are exported to `make book` and `make lab` themselves, in case another
 # "python3" kernel (say, a user-wide one) shadows this one; the tests set them in conftest.py.
 PINNED = $(PY) -c 'from lmbook_utils.repro import PINNED_CPU_ENV as e; print(*(f"$(1)" for k, v in e.items()))'

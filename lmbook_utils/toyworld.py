@@ -930,6 +930,31 @@ def word_relations(tokens: list[str]) -> list[tuple[str, int, int]]:
     return out
 
 
+
+def hidden_word_posterior(tokens: list[str], position: int, words: list[str]) -> list[float]:
+    """p(w | every other token) for each w in `words`, exactly, for the word at `position`.
+
+    Introduced in chapter 05_bert: the best possible answer to a masked-word question, and its
+    entropy the floor of a masked language model's loss. `tokens` (`tokenize_en` words) are a
+    whole story or its opening sentences; each candidate is put into the gap and the story scored
+    with `story_log_prob`, whose normalization over `words` is the conditional. A gap that no
+    candidate can fill is an error, not a guess.
+    """
+    if not isinstance(tokens, (list, tuple)) or not tokens or not all(isinstance(t, str) for t in tokens):
+        raise ValueError(f"tokens must be a non-empty list of word strings (tokenize_en), got {tokens!r:.80}")
+    if isinstance(position, bool) or not isinstance(position, int) or not 0 <= position < len(tokens):
+        raise ValueError(f"position must be an index into tokens, 0 to {len(tokens) - 1}, got {position!r}")
+    if not isinstance(words, (list, tuple)) or not words or not all(isinstance(w, str) for w in words):
+        raise ValueError(f"words must be a non-empty list of candidate word strings, got {words!r:.80}")
+    logps = [story_log_prob(detokenize_en([*tokens[:position], w, *tokens[position + 1:]])) for w in words]
+    best = max(logps)
+    if best == -math.inf:
+        raise ValueError(f"no word in words makes a possible story with position {position} filled in: "
+                         f"{detokenize_en(tokens)!r} (the opening sentences of one story?)")
+    ps = [math.exp(lp - best) for lp in logps]
+    total = sum(ps)
+    return [p / total for p in ps]
+
 _FLIP = {"he": "she", "she": "he", "him": "her", "her": "him"}
 
 

@@ -114,8 +114,12 @@ def _has_avx2() -> bool:
 def test_pinned_environment_selects_the_avx2_kernels():
     # A misspelt name or value would leave torch on the machine's own widest kernels (with a
     # warning), and the stored outputs would again depend on which CPU ran them.
-    code = "import torch; print(torch.backends.cpu.get_cpu_capability())"
-    env = {**os.environ, **PINNED_CPU_ENV}
+    code = ("import torch; print(torch.backends.cpu.get_cpu_capability()); "
+            "torch.ones(64, 64) @ torch.ones(64, 64)")
+    env = {**os.environ, **PINNED_CPU_ENV, "MKL_VERBOSE": "1"}
     done = subprocess.run([sys.executable, "-W", "error", "-c", code], env=env, capture_output=True,
                           text=True, check=True)
-    assert done.stdout.strip() == "AVX2", done.stderr
+    assert done.stdout.splitlines()[0] == "AVX2", done.stderr
+    # MKL reports the reproducibility mode of each call it makes (the matrix product above)
+    if torch.backends.mkl.is_available():
+        assert f"CNR:{PINNED_CPU_ENV['MKL_CBWR']}" in done.stdout, done.stdout[-500:]

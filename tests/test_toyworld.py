@@ -347,3 +347,35 @@ def test_word_relations_follow_the_grammar_on_stories():
 def test_word_relations_bad_input():
     with pytest.raises(ValueError, match="tokens must be a list of word strings"):
         tw.word_relations("Alice saw a dog.")
+
+
+WORDS = ["he", "she", "alice", "bob", "sang", "laughed", "."]
+
+
+def test_hidden_word_posterior_by_hand():
+    tokens = tw.tokenize_en("Alice laughed. She sang.")
+    post = dict(zip(WORDS, tw.hidden_word_posterior(tokens, 3, WORDS)))
+    assert post["he"] == 0.0                       # no man has been introduced
+    assert post["alice"] == 0.0                    # the grammar says "she" for a known, unambiguous woman
+    assert post["she"] > 0 and post["bob"] > 0     # "Bob sang." introduces a new person
+    assert sum(post.values()) == pytest.approx(1.0)
+    # the ratio of two candidates is the ratio of the two stories' probabilities
+    ratio = math.exp(tw.story_log_prob("Alice laughed. She sang.") - tw.story_log_prob("Alice laughed. Bob sang."))
+    assert post["she"] / post["bob"] == pytest.approx(ratio)
+    # the last token of a story can only be its period
+    assert dict(zip(WORDS, tw.hidden_word_posterior(tokens, len(tokens) - 1, WORDS)))["."] == 1.0
+
+
+def test_hidden_word_posterior_bad_input():
+    tokens = tw.tokenize_en("Alice laughed. She sang.")
+    with pytest.raises(ValueError, match="position"):
+        tw.hidden_word_posterior(tokens, len(tokens), WORDS)
+    with pytest.raises(ValueError, match="position"):
+        tw.hidden_word_posterior(tokens, True, WORDS)
+    with pytest.raises(ValueError, match="words"):
+        tw.hidden_word_posterior(tokens, 0, [])
+    with pytest.raises(ValueError, match="tokens"):
+        tw.hidden_word_posterior("Alice laughed.", 0, WORDS)
+    # "Bob laughed. ___ sang." with no woman and only "she" offered: nothing fits, no guess
+    with pytest.raises(ValueError, match="no word in words"):
+        tw.hidden_word_posterior(tw.tokenize_en("Bob laughed. He sang."), 3, ["she"])

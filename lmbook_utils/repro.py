@@ -11,8 +11,9 @@ AVX2 compute with the same kernels, so the stored outputs do not depend on which
 from __future__ import annotations
 
 import os
+import platform
 import random
-from collections.abc import MutableMapping
+from collections.abc import Iterable, MutableMapping
 
 import numpy as np
 import torch
@@ -26,6 +27,11 @@ DEVICE_NAMES = ("cpu", "cuda", "mps")
 # (ATEN_CPU_CAPABILITY), in MKL's matrix products (MKL_CBWR, Intel's "conditional numerical
 # reproducibility") and in oneDNN (DNNL_MAX_CPU_ISA).
 PINNED_CPU_ENV = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2,STRICT", "DNNL_MAX_CPU_ISA": "AVX2"}
+
+# Those kernels exist only on x86-64, and need AVX2 with FMA (PyTorch picks its AVX2 kernels only
+# when the CPU has both). platform.machine() says "x86_64" on Linux and macOS, "AMD64" on Windows.
+X86_64_MACHINES = ("x86_64", "amd64")
+AVX2_FLAGS = ("avx2", "fma")
 
 
 def pin_cpu_numerics(environ: MutableMapping[str, str] | None = None) -> dict[str, str]:
@@ -42,6 +48,70 @@ def pin_cpu_numerics(environ: MutableMapping[str, str] | None = None) -> dict[st
     for name, value in PINNED_CPU_ENV.items():
         environ.setdefault(name, value)
     return {name: environ[name] for name in PINNED_CPU_ENV}
+
+
+def _this_cpu_flags() -> frozenset[str] | None:
+    """This CPU's feature flags ("avx2", "fma", ...), or None where they cannot be read."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as cpuinfo:  # Linux
+            for line in cpuinfo:
+                if line.startswith("flags"):
+                    return frozenset(line.partition(":")[2].split())
+    except OSError:
+        pass
+    # macOS and Windows: PyTorch's own CPU probe, which (unlike get_cpu_capability()) ignores
+    # ATEN_CPU_CAPABILITY. Every CPU with AVX2 also has FMA.
+    try:
+        return frozenset(AVX2_FLAGS) if torch.cpu._is_avx2_supported() else frozenset()
+    except (AttributeError, RuntimeError):
+        return None
+
+
+def reproduces_stored_outputs(machine: str | None = None,
+                              cpu_flags: str | Iterable[str] | None = None) -> tuple[bool, str]:
+    """Whether this CPU computes the book's stored outputs digit for digit, and why.
+
+    The stored outputs come from the x86 AVX2 kernels that ``PINNED_CPU_ENV`` selects. Another CPU
+    (Apple silicon, ARM Linux, an x86 CPU without AVX2) adds floats in another order, so the last
+    digits differ: the test harness (conftest.py) then compares the chapters' outputs with their
+    numbers masked. `machine` defaults to ``platform.machine()`` and `cpu_flags` (the CPU's
+    feature flags, a list or a space-separated string such as /proc/cpuinfo's "flags" line) to
+    this machine's; pass them to ask about another CPU. Returns ``(ok, reason)``, where `reason`
+    is one sentence such as "this CPU (arm64) cannot reproduce the stored x86 AVX2 outputs
+    digit for digit". Where an x86 CPU's flags cannot be read, AVX2 is assumed (every x86-64
+    CPU sold since 2015 has it).
+    """
+    if machine is None:
+        machine = platform.machine()
+    if not isinstance(machine, str):
+        raise TypeError(f"machine must be a str such as 'x86_64' or 'arm64' (platform.machine()), "
+                        f"got {type(machine).__name__}")
+    name = machine.strip() or "unknown machine"
+    cannot = "cannot reproduce the stored x86 AVX2 outputs digit for digit"
+    if name.lower() not in X86_64_MACHINES:
+        return False, f"this CPU ({name}) {cannot}"
+    if cpu_flags is None:
+        flags = _this_cpu_flags()
+        if flags is None:
+            return True, (f"this CPU ({name}, flags unreadable, AVX2 assumed) reproduces the "
+                          "stored outputs digit for digit")
+    elif isinstance(cpu_flags, str):
+        flags = frozenset(cpu_flags.split())
+    elif isinstance(cpu_flags, Iterable):
+        items = list(cpu_flags)
+        for item in items:
+            if not isinstance(item, str):
+                raise TypeError("cpu_flags must be a str of space-separated flags or an iterable "
+                                f"of str such as ['avx2', 'fma'], got an item of type "
+                                f"{type(item).__name__}")
+        flags = frozenset(items)
+    else:
+        raise TypeError("cpu_flags must be a str of space-separated flags or an iterable of str "
+                        f"such as ['avx2', 'fma'], got {type(cpu_flags).__name__}")
+    missing = [flag.upper() for flag in AVX2_FLAGS if flag not in {f.lower() for f in flags}]
+    if missing:
+        return False, f"this CPU ({name} without {' and '.join(missing)}) {cannot}"
+    return True, f"this CPU ({name}, AVX2) reproduces the stored outputs digit for digit"
 
 
 def set_seed(seed: int = 0, threads: int | None = 2) -> None:

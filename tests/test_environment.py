@@ -84,8 +84,11 @@ def test_notebooks_run_with_the_pinned_cpu_numerics():
     # for `make lab` and `make book`, must carry the same settings.
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
-    from lmbook_utils.repro import PINNED_CPU_ENV
+    from lmbook_utils.repro import PINNED_CPU_ENV, reproduces_stored_outputs
 
+    reproduces, why = reproduces_stored_outputs()
+    if not reproduces:  # conftest.py leaves the kernels alone there and masks the digits
+        pytest.skip(why)
     differ = {k: (v, os.environ.get(k)) for k, v in PINNED_CPU_ENV.items() if os.environ.get(k) != v}
     assert not differ, f"the test process does not pin the CPU numerics (wanted, found): {differ}"
     try:

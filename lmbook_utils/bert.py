@@ -114,14 +114,16 @@ class Bert(nn.Module):
         if input_ids.shape[1] > c.max_len:
             raise ValueError(f"input_ids has {input_ids.shape[1]} positions, more than the position "
                              f"table's max_len={c.max_len}; truncate the sequences")
-        if input_ids.numel() and (int(input_ids.min()) < 0 or int(input_ids.max()) >= c.vocab_size):
+        # A meta tensor (a shape-only run, e.g. the device tests) has no values to check.
+        has_values = input_ids.device.type != "meta"
+        if has_values and input_ids.numel() and (int(input_ids.min()) < 0 or int(input_ids.max()) >= c.vocab_size):
             raise ValueError(f"input_ids holds ids outside [0, {c.vocab_size})")
         if segment_ids is None:
             segment_ids = torch.zeros_like(input_ids)
         if not isinstance(segment_ids, torch.Tensor) or segment_ids.shape != input_ids.shape:
             got = tuple(segment_ids.shape) if isinstance(segment_ids, torch.Tensor) else type(segment_ids).__name__
             raise ValueError(f"segment_ids must have the shape of input_ids {tuple(input_ids.shape)}, got {got}")
-        if segment_ids.numel() and (int(segment_ids.min()) < 0 or int(segment_ids.max()) >= c.type_vocab_size):
+        if has_values and segment_ids.numel() and (int(segment_ids.min()) < 0 or int(segment_ids.max()) >= c.type_vocab_size):
             raise ValueError(f"segment_ids must be in [0, {c.type_vocab_size}), got values "
                              f"{sorted(set(segment_ids.unique().tolist()))}")
         if attention_mask is None:
@@ -181,6 +183,11 @@ def mask_tokens(input_ids: torch.Tensor, special_ids: list[int] | set[int], voca
 
     Introduced in chapter 05_bert. Deterministic given the generator; special tokens ([CLS],
     [SEP], [PAD], ...) are never chosen, and random replacements are never special tokens.
+
+    The outputs are on input_ids' device. The random numbers are drawn on the generator's
+    device (the CPU for the default generator and for ``torch.Generator()``) and then moved to
+    input_ids' device, so one seed gives the same masks on every device: a reader on a GPU or
+    on Apple silicon gets the masks of the book's stored (CPU) outputs.
     """
     if not isinstance(input_ids, torch.Tensor) or input_ids.dtype != torch.long:
         raise ValueError("input_ids must be a tensor of token ids (torch.long)")
@@ -188,17 +195,20 @@ def mask_tokens(input_ids: torch.Tensor, special_ids: list[int] | set[int], voca
         raise ValueError(f"prob must be in (0, 1), got {prob!r}")
     if len(mix) != 3 or min(mix) < 0 or abs(sum(mix) - 1.0) > 1e-9:
         raise ValueError(f"mix must be three non-negative fractions summing to 1, got {mix!r}")
-    special = torch.tensor(sorted(set(special_ids)), dtype=torch.long)
-    if not (0 <= mask_id < vocab_size) or mask_id not in set(special.tolist()):
+    special_set = {int(i) for i in special_ids}
+    if not (0 <= mask_id < vocab_size) or mask_id not in special_set:
         raise ValueError(f"mask_id must be one of the special_ids and < vocab_size, got {mask_id}")
+    device, shape = input_ids.device, input_ids.shape
+    draw_on = generator.device if generator is not None else torch.device("cpu")
+    special = torch.tensor(sorted(special_set), dtype=torch.long, device=device)
     is_special = torch.isin(input_ids, special)
-    u = torch.rand(input_ids.shape, generator=generator)
+    u = torch.rand(shape, generator=generator, device=draw_on).to(device)
     chosen = (u < prob) & ~is_special
-    v = torch.rand(input_ids.shape, generator=generator)
+    v = torch.rand(shape, generator=generator, device=draw_on).to(device)
     to_mask = chosen & (v < mix[0])
     to_random = chosen & (v >= mix[0]) & (v < mix[0] + mix[1])
-    normal = torch.tensor([i for i in range(vocab_size) if i not in set(special.tolist())])
-    random_ids = normal[torch.randint(len(normal), input_ids.shape, generator=generator)]
+    normal = torch.tensor([i for i in range(vocab_size) if i not in special_set], dtype=torch.long, device=device)
+    random_ids = normal[torch.randint(len(normal), shape, generator=generator, device=draw_on).to(device)]
     inputs = torch.where(to_mask, torch.full_like(input_ids, mask_id), input_ids)
     inputs = torch.where(to_random, random_ids, inputs)
     labels = torch.where(chosen, input_ids, torch.full_like(input_ids, -100))
@@ -206,26 +216,30 @@ def mask_tokens(input_ids: torch.Tensor, special_ids: list[int] | set[int], voca
 
 
 # ---- Hugging Face interchange ---------------------------------------------------------------
-def _hf_to_ours(model: Bert) -> dict[str, str]:
-    """transformers.BertForPreTraining parameter name -> ours."""
-    m = {"bert.embeddings.word_embeddings.weight": "tok_emb.weight",
-         "bert.embeddings.position_embeddings.weight": "pos_emb.weight",
-         "bert.embeddings.token_type_embeddings.weight": "seg_emb.weight",
-         "bert.embeddings.LayerNorm.weight": "emb_norm.weight", "bert.embeddings.LayerNorm.bias": "emb_norm.bias",
-         "cls.predictions.bias": "mlm_bias"}
+def _hf_to_ours(model: Bert) -> dict[str, tuple[str, int | None]]:
+    """transformers.BertForPreTraining parameter name -> (ours, block): HF keeps query, key and
+    value apart, we stack them in `in_proj` (block 0, 1, 2 of its rows); block None = whole."""
+    m = {"bert.embeddings.word_embeddings.weight": ("tok_emb.weight", None),
+         "bert.embeddings.position_embeddings.weight": ("pos_emb.weight", None),
+         "bert.embeddings.token_type_embeddings.weight": ("seg_emb.weight", None),
+         "bert.embeddings.LayerNorm.weight": ("emb_norm.weight", None),
+         "bert.embeddings.LayerNorm.bias": ("emb_norm.bias", None),
+         "cls.predictions.bias": ("mlm_bias", None)}
     for i in range(model.config.n_layers):
         ours, hf = f"encoder.layers.{i}.", f"bert.encoder.layer.{i}."
-        for a, b in (("self_attn.q_proj", "attention.self.query"), ("self_attn.k_proj", "attention.self.key"),
-                     ("self_attn.v_proj", "attention.self.value"), ("self_attn.out_proj", "attention.output.dense"),
+        for block, b in enumerate(("attention.self.query", "attention.self.key", "attention.self.value")):
+            for p in ("weight", "bias"):
+                m[f"{hf}{b}.{p}"] = (f"{ours}self_attn.in_proj.{p}", block)
+        for a, b in (("self_attn.out_proj", "attention.output.dense"),
                      ("norm1", "attention.output.LayerNorm"), ("ff.linear1", "intermediate.dense"),
                      ("ff.linear2", "output.dense"), ("norm2", "output.LayerNorm")):
             for p in ("weight", "bias"):
-                m[f"{hf}{b}.{p}"] = f"{ours}{a}.{p}"
+                m[f"{hf}{b}.{p}"] = (f"{ours}{a}.{p}", None)
     for p in ("weight", "bias"):
-        m[f"bert.pooler.dense.{p}"] = f"pooler.{p}"
-        m[f"cls.predictions.transform.dense.{p}"] = f"mlm_dense.{p}"
-        m[f"cls.predictions.transform.LayerNorm.{p}"] = f"mlm_norm.{p}"
-        m[f"cls.seq_relationship.{p}"] = f"nsp_head.{p}"
+        m[f"bert.pooler.dense.{p}"] = (f"pooler.{p}", None)
+        m[f"cls.predictions.transform.dense.{p}"] = (f"mlm_dense.{p}", None)
+        m[f"cls.predictions.transform.LayerNorm.{p}"] = (f"mlm_norm.{p}", None)
+        m[f"cls.seq_relationship.{p}"] = (f"nsp_head.{p}", None)
     return m
 
 
@@ -233,7 +247,8 @@ def to_hf_state_dict(model: Bert) -> dict[str, torch.Tensor]:
     """Our weights under `transformers.BertForPreTraining`'s names (the MLM decoder is the tied
     word embedding plus the MLM bias). Introduced in chapter 05_bert."""
     sd = model.state_dict()
-    out = {hf: sd[ours] for hf, ours in _hf_to_ours(model).items()}
+    out = {hf: sd[ours] if block is None else sd[ours].chunk(3)[block]
+           for hf, (ours, block) in _hf_to_ours(model).items()}
     out["cls.predictions.decoder.weight"] = sd["tok_emb.weight"]
     out["cls.predictions.decoder.bias"] = sd["mlm_bias"]
     return {k: v.detach().clone().contiguous() for k, v in out.items()}
@@ -247,11 +262,13 @@ def from_hf_state_dict(model: Bert, hf_state: dict[str, torch.Tensor]) -> None:
     missing = sorted(set(mapping) - set(hf_state))
     if missing:
         raise ValueError(f"hf_state lacks {len(missing)} weights, e.g. {missing[:3]}")
-    for hf_name, our_name in mapping.items():
-        if hf_state[hf_name].shape != sd[our_name].shape:
+    sd = {k: v.clone() for k, v in sd.items()}
+    for hf_name, (our_name, block) in mapping.items():
+        target = sd[our_name] if block is None else sd[our_name].chunk(3)[block]
+        if hf_state[hf_name].shape != target.shape:
             raise ValueError(f"{hf_name} has shape {tuple(hf_state[hf_name].shape)}, ours "
-                             f"{our_name} {tuple(sd[our_name].shape)}")
-        sd[our_name] = hf_state[hf_name]
+                             f"{our_name}{'' if block is None else f' (block {block})'} {tuple(target.shape)}")
+        target.copy_(hf_state[hf_name])
     model.load_state_dict(sd)
 
 

@@ -235,7 +235,8 @@ class SequenceDataset(Dataset):
     def collate(self, items: list[tuple[torch.Tensor, int]]) -> list[torch.Tensor]:
         """[x, y], (B, T) each, T = longest sequence - 1; x padded with pad_id, y with -100."""
         x, _ = pad_sequences([s[:-1] for s, _ in items], self.pad_id)
-        targets = [torch.cat([torch.full((start - 1,), -100), s[start:]]) for s, start in items]
+        targets = [torch.cat([torch.full((start - 1,), -100, dtype=s.dtype, device=s.device), s[start:]])
+                   for s, start in items]
         y, _ = pad_sequences(targets, -100)
         return [x, y]
 
@@ -243,14 +244,19 @@ class SequenceDataset(Dataset):
 def pad_sequences(sequences: Sequence[Sequence[int]], pad_value: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(ids (B, T), lengths (B,)): the sequences left-aligned, padded on the right to the longest.
 
-    Introduced in chapter 06_gpt."""
+    Introduced in chapter 06_gpt. Lists of ints give CPU tensors; tensors (all on one device)
+    give tensors on their device."""
     if isinstance(pad_value, bool) or not isinstance(pad_value, int):
         raise ValueError(f"pad_value must be an int, got {pad_value!r}")
     rows = [torch.as_tensor(s, dtype=torch.long) for s in sequences]
     if not rows or any(r.dim() != 1 or len(r) == 0 for r in rows):
         raise ValueError("sequences must be a non-empty list of non-empty 1-D id sequences")
-    lengths = torch.tensor([len(r) for r in rows])
-    ids = torch.full((len(rows), int(lengths.max())), pad_value, dtype=torch.long)
+    devices = {r.device for r in rows}
+    if len(devices) > 1:
+        raise ValueError(f"sequences must all be on one device, got {sorted(map(str, devices))}")
+    device, sizes = rows[0].device, [len(r) for r in rows]
+    lengths = torch.tensor(sizes, device=device)
+    ids = torch.full((len(rows), max(sizes)), pad_value, dtype=torch.long, device=device)
     for i, r in enumerate(rows):
         ids[i, :len(r)] = r
     return ids, lengths

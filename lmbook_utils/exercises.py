@@ -39,6 +39,19 @@ def _call(fn: Callable, *args):
         return None, f"your function raised {type(exc).__name__}: {exc} (line {where.lineno})"
 
 
+def _as_cpu(got: Any, dtype: Any = None):
+    """The learner's answer as a CPU tensor, or a message saying why it cannot be one.
+
+    The reference answers are CPU tensors. A reader with a GPU or Apple silicon may build the
+    answer there (``device=device``), so it is moved to the CPU before it is compared."""
+    import torch
+
+    try:
+        return torch.as_tensor(got, dtype=dtype).detach().cpu(), None
+    except (TypeError, ValueError, RuntimeError) as exc:  # NotImplementedError is a RuntimeError
+        return None, f"your answer could not be read as a tensor of numbers ({type(exc).__name__}: {exc})"
+
+
 # --- chapter 01_ngram --------------------------------------------------------
 
 _BIGRAM_CORPUS = [
@@ -271,7 +284,9 @@ def check_attention(fn: Callable) -> bool:
             return _report(False, error)
         if not isinstance(got, (tuple, list)) or len(got) != 2:
             return _report(False, f"return (output, weights), got {type(got).__name__}")
-        out, w = (torch.as_tensor(x, dtype=torch.float32) for x in got)
+        (out, error), (w, error_w) = (_as_cpu(x, torch.float32) for x in got)
+        if error or error_w:
+            return _report(False, error or error_w)
         if w.shape != ref_w.shape or out.shape != ref_out.shape:
             return _report(False, f"{label}: weights should have shape {tuple(ref_w.shape)} and output "
                                   f"{tuple(ref_out.shape)}, yours have {tuple(w.shape)} and {tuple(out.shape)}")
@@ -310,7 +325,9 @@ def check_causal_mask(fn: Callable[[int], Any]) -> bool:
         got, error = _call(fn, n)
         if error:
             return _report(False, error)
-        got = torch.as_tensor(got)
+        got, error = _as_cpu(got)
+        if error:
+            return _report(False, error)
         want = torch.ones(n, n, dtype=torch.bool).tril()
         if got.shape != (n, n):
             return _report(False, f"for n={n} the mask needs shape ({n}, {n}), yours has {tuple(got.shape)}")
@@ -340,7 +357,9 @@ def check_positional_encoding(fn: Callable[[int, int], Any]) -> bool:
         got, error = _call(fn, max_len, d)
         if error:
             return _report(False, error)
-        got = torch.as_tensor(got, dtype=torch.float64)
+        got, error = _as_cpu(got, torch.float64)
+        if error:
+            return _report(False, error)
         want = sinusoidal_positions(max_len, d).double()
         if got.shape != want.shape:
             return _report(False, f"for max_len={max_len}, d_model={d} the answer needs shape "
@@ -371,7 +390,9 @@ def check_label_smoothing(fn: Callable[[Any, int, float], Any]) -> bool:
     got, error = _call(fn, target.clone(), n, eps)
     if error:
         return _report(False, error)
-    got = torch.as_tensor(got, dtype=torch.float32)
+    got, error = _as_cpu(got, torch.float32)
+    if error:
+        return _report(False, error)
     if got.shape != want.shape:
         return _report(False, f"the answer needs shape {tuple(want.shape)}, yours has {tuple(got.shape)}")
     sums = got.sum(-1)
@@ -406,7 +427,9 @@ def check_bert_input(fn: Callable) -> bool:
         got, error = _call(fn, tok_emb, seg_emb, pos_emb, ids.clone(), segments.clone())
         if error:
             return _report(False, error)
-        got = torch.as_tensor(got)
+        got, error = _as_cpu(got)
+        if error:
+            return _report(False, error)
         if got.shape != want.shape:
             return _report(False, f"the answer needs shape {tuple(want.shape)} (tokens, d), yours has {tuple(got.shape)}")
         pitfall = tok_emb(ids + segments) + pos_emb(torch.arange(6))
@@ -473,7 +496,7 @@ def check_head_score(fn: Callable) -> bool:
         return _report(False, error)
     try:
         got = float(got)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RuntimeError):  # RuntimeError: a meta tensor, which has no value
         return _report(False, f"return one number, the share of links the head gets right; got {type(got).__name__}")
     if abs(got - want) < 1e-9:
         return _report(True, f"{want:.2f}: the head's strongest attention hits 3 of the 4 targets")
@@ -516,7 +539,9 @@ def check_top_k(fn: Callable) -> bool:
             got, error = _call(fn, logits.clone(), k)
             if error:
                 return _report(False, error)
-            got = torch.as_tensor(got)
+            got, error = _as_cpu(got)
+            if error:
+                return _report(False, error)
             want = sorted(torch.topk(logits, k).indices.tolist())
             if got.shape != logits.shape:
                 return _report(False, f"return logits of the same shape {tuple(logits.shape)}, got {tuple(got.shape)}")
@@ -548,7 +573,9 @@ def check_top_p(fn: Callable) -> bool:
             got, error = _call(fn, logits.clone(), p)
             if error:
                 return _report(False, error)
-            got = torch.as_tensor(got)
+            got, error = _as_cpu(got)
+            if error:
+                return _report(False, error)
             if got.shape != logits.shape:
                 return _report(False, f"return logits of the same shape {tuple(logits.shape)}, got {tuple(got.shape)}")
             kept = _kept(got)

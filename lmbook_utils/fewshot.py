@@ -178,7 +178,9 @@ def induction_scores(model: torch.nn.Module, token_ids: list[int], length: int =
     token right after its first occurrence (Olsson et al. 2022). Introduced in chapter 06_gpt.
 
     Sequences are [bos] r r, with r `length` tokens drawn from token_ids; a pure induction head
-    scores 1, a head that attends uniformly about 1/(position)."""
+    scores 1, a head that attends uniformly about 1/(position). The sequences are drawn on the
+    CPU and moved to the model's device, so one seed gives the same sequences on every device;
+    the scores, a small table to print, are returned on the CPU."""
     if isinstance(length, bool) or not isinstance(length, int) or length < 2:
         raise ValueError(f"length must be an int >= 2, got {length!r}")
     if not token_ids or len(set(token_ids)) < 2:
@@ -193,6 +195,7 @@ def induction_scores(model: torch.nn.Module, token_ids: list[int], length: int =
     attentions = model(ids, need_weights=True).attentions
     model.train(was_training)
     off = 1 if bos_id is not None else 0
-    queries = torch.arange(off + length, off + 2 * length)  # every token of the second copy
+    # every token of the second copy, on the device of the weights it indexes
+    queries = torch.arange(off + length, off + 2 * length, device=attentions[0].device)
     targets = queries - length + 1  # the token after the same token's first occurrence
     return torch.stack([a[:, :, queries, targets].mean(dim=(0, 2)) for a in attentions]).cpu()

@@ -44,11 +44,16 @@ class GPTConfig:
     max_len: int = 128
     dropout: float = 0.0
     eps: float = 1e-5
+    pad_id: int | None = None  # the padding token, if batches are padded (train() then counts real tokens)
 
     def __post_init__(self) -> None:
         check_config_sizes(self, ("vocab_size", "d_model", "n_layers", "n_heads", "max_len"))
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"GPTConfig.dropout must be in [0, 1), got {self.dropout!r}")
+        if self.pad_id is not None and (isinstance(self.pad_id, bool) or not isinstance(self.pad_id, int)
+                                        or not 0 <= self.pad_id < self.vocab_size):
+            raise ValueError(f"GPTConfig.pad_id must be None or an id in [0, vocab_size={self.vocab_size}), "
+                             f"got {self.pad_id!r}")
 
 
 class Block(nn.Module):
@@ -112,8 +117,10 @@ class GPT(nn.Module):
         past = len(caches[0]) if caches else 0
         if past + ids.shape[1] > c.max_len:
             raise ValueError(f"{past + ids.shape[1]} positions exceed the model's max_len={c.max_len}")
-        if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= c.vocab_size):
-            raise ValueError(f"ids holds values outside [0, {c.vocab_size})")
+        if ids.numel() and ids.device.type != "meta":
+            low, high = torch.aminmax(ids)  # one reduction, one read
+            if int(low) < 0 or int(high) >= c.vocab_size:
+                raise ValueError(f"ids holds values outside [0, {c.vocab_size})")
         if caches is not None and len(caches) != c.n_layers:
             raise ValueError(f"caches must hold one KVCache per block ({c.n_layers}), got {len(caches)}")
         pos = torch.arange(past, past + ids.shape[1], device=ids.device)
@@ -123,7 +130,7 @@ class GPT(nn.Module):
             x, w = block(x, caches[i] if caches else None, need_weights)
             weights.append(w)
         hidden = self.ln_f(x)
-        logits = hidden @ self.wte.weight.T  # output layer tied to the token embeddings
+        logits = F.linear(hidden, self.wte.weight)  # output layer tied to the token embeddings
         loss = None
         if targets is not None:
             if targets.shape != ids.shape:
@@ -201,6 +208,7 @@ def filter_logits(logits: torch.Tensor, top_k: int | None = None, top_p: float |
     if top_p is not None:
         if not isinstance(top_p, (int, float)) or not 0.0 < top_p <= 1.0:
             raise ValueError(f"top_p must be a number in (0, 1], got {top_p!r}")
+    if top_p is not None and top_p < 1.0:  # 1.0 keeps every token (a float32 cumsum may not reach 1)
         sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
         probs = sorted_logits.softmax(-1)
         before = probs.cumsum(-1) - probs  # mass of the tokens ranked above each one
@@ -226,7 +234,9 @@ def generate(model: GPT, prompt: torch.Tensor, max_new_tokens: int, *, do_sample
 
     Introduced in chapter 06_gpt. Greedy unless do_sample; with do_sample the logits are
     divided by temperature, filtered by top_k / top_p, and a token is drawn with a generator
-    seeded by `seed`. A sequence that produced eos_id gets eos_id from then on; generation
+    seeded by `seed` (created on the CPU and the draws moved to the prompt's device, so a seed
+    gives the same text on every device), or with torch's global generator when `seed` is None
+    (which `repro.set_seed` seeds: each call then continues the global random stream). A sequence that produced eos_id gets eos_id from then on; generation
     stops when all have. use_cache=False recomputes the whole prefix at every step (slower,
     same result)."""
     if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
@@ -243,9 +253,7 @@ def generate(model: GPT, prompt: torch.Tensor, max_new_tokens: int, *, do_sample
                          f"the model's max_len={model.config.max_len}")
     was_training = model.training
     model.eval()
-    gen = torch.Generator(device=prompt.device)
-    if seed is not None:
-        gen.manual_seed(seed)
+    gen = None if seed is None else torch.Generator().manual_seed(seed)
     try:
         seqs, done = prompt, torch.zeros(prompt.shape[0], dtype=torch.bool, device=prompt.device)
         caches = [KVCache() for _ in model.blocks] if use_cache else None
@@ -256,7 +264,10 @@ def generate(model: GPT, prompt: torch.Tensor, max_new_tokens: int, *, do_sample
                 logits = _apply_repetition_penalty(logits, seqs, repetition_penalty)
             if do_sample:
                 logits = filter_logits(logits / temperature, top_k, top_p)
-                nxt = torch.multinomial(logits.softmax(-1), 1, generator=gen)[:, 0]
+                probs = logits.softmax(-1)
+                if gen is not None and probs.device.type != "cpu":
+                    probs = probs.cpu()
+                nxt = torch.multinomial(probs, 1, generator=gen)[:, 0].to(prompt.device)
             else:
                 nxt = logits.argmax(-1)
             if eos_id is not None:
@@ -318,7 +329,8 @@ def beam_search(model: GPT, prompt: torch.Tensor, max_new_tokens: int, beam_size
 
 # ---- Hugging Face interchange ---------------------------------------------------------------
 def _hf_names(model: GPT) -> dict[str, tuple[str, bool]]:
-    """HF GPT2LMHeadModel name -> (our name, transposed?). q, k, v are one fused c_attn in HF."""
+    """HF GPT2LMHeadModel name -> (our name, transposed?). HF's c_attn is our in_proj (Q, K, V
+    stacked in the same order), stored transposed as all of GPT-2's "Conv1D" layers."""
     m = {"transformer.wte.weight": ("wte.weight", False), "transformer.wpe.weight": ("wpe.weight", False),
          "transformer.ln_f.weight": ("ln_f.weight", False), "transformer.ln_f.bias": ("ln_f.bias", False)}
     for i in range(model.config.n_layers):
@@ -326,6 +338,7 @@ def _hf_names(model: GPT) -> dict[str, tuple[str, bool]]:
         for p in ("weight", "bias"):
             m[f"{h}ln_1.{p}"] = (f"{o}ln_1.{p}", False)
             m[f"{h}ln_2.{p}"] = (f"{o}ln_2.{p}", False)
+            m[f"{h}attn.c_attn.{p}"] = (f"{o}attn.in_proj.{p}", p == "weight")
             m[f"{h}attn.c_proj.{p}"] = (f"{o}attn.out_proj.{p}", p == "weight")
             m[f"{h}mlp.c_fc.{p}"] = (f"{o}mlp.linear1.{p}", p == "weight")
             m[f"{h}mlp.c_proj.{p}"] = (f"{o}mlp.linear2.{p}", p == "weight")
@@ -344,11 +357,6 @@ def from_hf_state_dict(model: GPT, hf_state: dict[str, torch.Tensor]) -> None:
             raise ValueError(f"{hf} has shape {tuple(hf_state[hf].shape)}, incompatible with {ours} "
                              f"{tuple(sd[ours].shape)}")
         sd[ours] = w
-    for i in range(model.config.n_layers):
-        h, o = f"transformer.h.{i}.attn.c_attn.", f"blocks.{i}.attn."
-        w, b = hf_state[h + "weight"].T.chunk(3), hf_state[h + "bias"].chunk(3)
-        for j, name in enumerate(("q_proj", "k_proj", "v_proj")):
-            sd[f"{o}{name}.weight"], sd[f"{o}{name}.bias"] = w[j], b[j]
     model.load_state_dict(sd)
 
 
@@ -357,10 +365,6 @@ def to_hf_state_dict(model: GPT) -> dict[str, torch.Tensor]:
     sd, out = model.state_dict(), {}
     for hf, (ours, transpose) in _hf_names(model).items():
         out[hf] = sd[ours].T if transpose else sd[ours]
-    for i in range(model.config.n_layers):
-        h, o = f"transformer.h.{i}.attn.c_attn.", f"blocks.{i}.attn."
-        out[h + "weight"] = torch.cat([sd[f"{o}{n}.weight"] for n in ("q_proj", "k_proj", "v_proj")]).T
-        out[h + "bias"] = torch.cat([sd[f"{o}{n}.bias"] for n in ("q_proj", "k_proj", "v_proj")])
     return {k: v.detach().clone().contiguous() for k, v in out.items()}
 
 

@@ -6,6 +6,13 @@ knows nothing about the model: a batch goes in, a scalar loss comes out, and eve
 GPT-2/GPT-3 (Radford et al. 2019; Brown et al. 2020): linear warmup, then cosine decay
 (Loshchilov & Hutter 2017, SGDR) to `min_lr`; AdamW is Loshchilov & Hutter (2019).
 
+Device: `train` trains the model where it finds it (the device of its parameters), unless
+`TrainConfig.device` names another, and moves each batch there; a chapter picks its device once
+(`repro.get_device()`) and moves its model before training.
+
+Speed: AdamW runs as PyTorch's fused kernel (`fused=True`, deterministic, the fastest setting on
+CPU and CUDA); on other devices the default implementation.
+
 Batches: `train_data` is anything re-iterable (a list of batches, a DataLoader,
 `data.batches(...)`); it is cycled until `max_steps`. A batch is a tensor, a tuple/list or a
 dict of tensors, moved to the device. Default loss: ``model(*batch).loss`` (tuple),
@@ -21,6 +28,7 @@ printed per evaluation. The train loss shown is the mean of the last `eval_every
 
 from __future__ import annotations
 
+import inspect
 import math
 import sys
 from collections import deque
@@ -51,7 +59,7 @@ class TrainConfig:
     eval_batches: int | None = 10  # held-out batches per evaluation; None = all of eval_data
     amp: str = "auto"  # "auto": bf16 (or fp16 + GradScaler) on CUDA, off elsewhere; "off"/"bf16"/"fp16"
     seed: int | None = 0  # seeds dropout etc. at the start of train(); None = leave RNGs alone
-    device: str | None = None  # None -> repro.get_device()
+    device: str | None = None  # None: train where the model is; "cpu", "cuda", "mps": move it there
 
     def __post_init__(self) -> None:
         def whole(name: str, low: int, allow_none: bool = False) -> None:
@@ -118,8 +126,10 @@ def lr_at(step: int, config: TrainConfig) -> float:
 class History:
     """What happened during `train`: one entry per step, one per evaluation.
 
-    Introduced in chapter 02_neural_lm. Steps count updates done (1..max_steps). `tokens` is
-    the running count of input tokens, known when batches hold integer token ids.
+    Steps count updates done (1..max_steps). `tokens` is the running count of real input
+    tokens, known when batches hold integer token ids: padding (the model's `pad_id`, found on
+    the model or its config) does not count, so a compute axis C = 6 N D uses the tokens the
+    model actually read.
     """
 
     steps: list[int] = field(default_factory=list)
@@ -204,8 +214,21 @@ def _to_device(batch: Any, device: torch.device) -> Any:
     return batch
 
 
-def _count_tokens(batch: Any) -> int | None:
-    """Number of input token ids in a batch, or None when the input is not token ids."""
+TARGET_NAMES = ("targets", "labels", "mlm_labels", "tgt_out")  # what the book's models call them
+IGNORE_INDEX = -100  # cross-entropy's default: targets equal to it are not predicted
+
+
+def _find(model: nn.Module, attribute: str) -> Any:
+    """The first non-None `attribute` of the model, its config, or a submodule's (wrappers)."""
+    for module in model.modules():
+        for owner in (module, getattr(module, "config", None)):
+            value = getattr(owner, attribute, None) if owner is not None else None
+            if value is not None and not isinstance(value, nn.Module):
+                return value
+    return None
+
+
+def _input_ids(batch: Any) -> torch.Tensor | None:
     if isinstance(batch, Mapping):
         first = next((batch[k] for k in ("ids", "input_ids") if k in batch), None)
     elif isinstance(batch, (tuple, list)):
@@ -213,8 +236,60 @@ def _count_tokens(batch: Any) -> int | None:
     else:
         first = batch
     if isinstance(first, torch.Tensor) and not first.is_floating_point() and first.dtype != torch.bool:
-        return first.numel()
+        return first
     return None
+
+
+def _count_tokens(batch: Any, pad_id: int | None = None) -> torch.Tensor | int | None:
+    """Number of real input token ids in a batch (not `pad_id`), or None when the input is not
+    token ids. A tensor when padding is counted on the device (read once, with the loss)."""
+    ids = _input_ids(batch)
+    if ids is None:
+        return None
+    return ids.numel() if pad_id is None else (ids != pad_id).sum()
+
+
+def _targets(model: nn.Module, batch: Any) -> torch.Tensor | None:
+    """The batch's targets: the entry named as in TARGET_NAMES, by key (a dict batch) or by the
+    position of that name in the model's forward signature (a tuple batch); None if absent."""
+    if isinstance(batch, Mapping):
+        return next((batch[k] for k in TARGET_NAMES if isinstance(batch.get(k), torch.Tensor)), None)
+    if not isinstance(batch, (tuple, list)):
+        return None
+    try:
+        names = list(inspect.signature(model.forward).parameters)
+    except (TypeError, ValueError):
+        return None
+    for name in TARGET_NAMES:
+        if name in names and names.index(name) < len(batch):
+            value = batch[names.index(name)]
+            return value if isinstance(value, torch.Tensor) else None
+    return None
+
+
+def count_targets(model: nn.Module, batch: Any) -> int | None:
+    """How many targets the batch asks the model to predict, or None when it has none we can find.
+
+    Integer targets equal to the ignore index (-100, or the model's `ignore_index`, e.g. the
+    Transformer's padding id) do not count; float targets (a regression) all count."""
+    target = _targets(model, batch)
+    if target is None:
+        return None
+    if target.is_floating_point():
+        return target.numel()
+    ignore = _find(model, "ignore_index")
+    return int((target != (IGNORE_INDEX if ignore is None else ignore)).sum())
+
+
+def _rows(batch: Any) -> int:
+    first = _input_ids(batch)
+    if first is None:
+        tensors = list(batch.values()) if isinstance(batch, Mapping) else (
+            list(batch) if isinstance(batch, (tuple, list)) else [batch])
+        first = next((t for t in tensors if isinstance(t, torch.Tensor) and t.dim() > 0), None)
+    if first is None:
+        raise ValueError("cannot weigh a batch without tensors: return (loss, n_targets) from loss_fn")
+    return first.shape[0]
 
 
 def _default_loss(model: nn.Module, batch: Any) -> torch.Tensor:
@@ -232,15 +307,30 @@ def _default_loss(model: nn.Module, batch: Any) -> torch.Tensor:
     return loss
 
 
-def _compute_loss(loss_fn: Callable, model: nn.Module, batch: Any, step: int) -> torch.Tensor:
-    loss = loss_fn(model, batch)
+def _compute_loss(loss_fn: Callable, model: nn.Module, batch: Any, step: int
+                  ) -> tuple[torch.Tensor, int | None]:
+    """(scalar loss, number of targets if the loss function said it, else None)."""
+    loss, count = loss_fn(model, batch), None
+    if isinstance(loss, tuple) and len(loss) == 2:
+        loss, count = loss
+        if isinstance(count, torch.Tensor):
+            count = int(count)
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise ValueError(f"loss_fn returned (loss, n_targets) with n_targets={count!r}; "
+                             "expected an int >= 0")
     if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
         raise ValueError(f"the loss must be a scalar tensor, got {type(loss).__name__}"
                          f"{' of shape ' + str(tuple(loss.shape)) if isinstance(loss, torch.Tensor) else ''}")
     if not torch.isfinite(loss.detach()).all():
-        raise FloatingPointError(f"the loss is {loss.item()} at step {step}; try a lower "
+        n = count if count is not None else count_targets(model, batch)
+        where = f"at step {step}" if step > 0 else "in evaluation"
+        if n == 0:
+            raise ValueError(f"a batch {where} has no target to predict (every target equals the "
+                             "ignore index), so its mean loss is 0/0: drop such batches or "
+                             "check how the targets are built")
+        raise FloatingPointError(f"the loss is {loss.item()} {where}; try a lower "
                                  "TrainConfig.lr or grad_clip")
-    return loss.reshape(())
+    return loss.reshape(()), count
 
 
 def _cycle(data: Iterable, name: str):
@@ -258,26 +348,38 @@ def _cycle(data: Iterable, name: str):
 @torch.no_grad()
 def evaluate(model: nn.Module, data: Iterable, loss_fn: Callable | None = None,
              max_batches: int | None = None, device: torch.device | None = None) -> float:
-    """Mean loss over the first `max_batches` batches of `data` (all when None), in eval mode.
+    """Mean loss per predicted target over the first `max_batches` batches (all when None).
 
-    Introduced in chapter 02_neural_lm. The model's train/eval mode is restored afterwards.
+    Each batch's mean loss is weighted by the number of targets it predicts, so the result is
+    the loss over all targets together, as if the held-out set were one batch; a mean of
+    per-batch means would overweight short or heavily padded batches. The count: `loss_fn`
+    may return (loss, n_targets); otherwise the targets are found by name (`count_targets`);
+    a batch without targets we can find (a custom loss over, say, (ids, segments, labels))
+    weighs its number of rows. The model's train/eval mode is restored afterwards.
     """
     loss_fn = loss_fn or _default_loss
     device = device or next(model.parameters()).device
     was_training = model.training
     model.eval()
-    total, n = 0.0, 0
+    total, weight, n = 0.0, 0, 0
     try:
         for batch in data:
             if max_batches is not None and n >= max_batches:
                 break
-            total += float(_compute_loss(loss_fn, model, _to_device(batch, device), -1))
+            batch = _to_device(batch, device)
+            loss, count = _compute_loss(loss_fn, model, batch, -1)
+            if count is None:
+                count = count_targets(model, batch)
+            if count is None:
+                count = _rows(batch)
+            total += float(loss) * count
+            weight += count
             n += 1
     finally:
         model.train(was_training)
     if n == 0:
         raise ValueError("eval_data yielded no batches")
-    return total / n
+    return total / weight
 
 
 # ---- progress ----------------------------------------------------------------------------
@@ -349,6 +451,30 @@ def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
             {"params": no_decay, "weight_decay": 0.0}]
 
 
+def _model_device(model: nn.Module) -> torch.device:
+    """Where the model's parameters are (the CPU for a model without any)."""
+    first = next(model.parameters(), None)
+    return first.device if first is not None else torch.device("cpu")
+
+
+def _adamw(model: nn.Module, config: TrainConfig, device: torch.device) -> torch.optim.AdamW:
+    """AdamW with decoupled weight decay on >= 2-D weights; PyTorch's fused kernel where it has
+    one (CPU, CUDA): one pass over the parameters instead of several, same algorithm."""
+    fused = device.type in ("cpu", "cuda")
+    return torch.optim.AdamW(_param_groups(model, config.weight_decay), lr=config.lr,
+                             betas=config.betas, fused=fused or None)
+
+
+def _grad_norm(params: list[torch.Tensor], max_norm: float | None) -> torch.Tensor:
+    """Global L2 norm of the gradients before clipping; clips in place when max_norm is set.
+
+    Without clipping only the norm is computed (clip_grad_norm_ with an infinite max_norm
+    would still multiply every gradient by 1)."""
+    if max_norm is not None:
+        return torch.nn.utils.clip_grad_norm_(params, max_norm)
+    return torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
+
+
 def _autocast(config: TrainConfig, device: torch.device) -> tuple[torch.dtype | None, bool]:
     """(autocast dtype or None, use GradScaler)."""
     if config.amp == "off" or (config.amp == "auto" and device.type != "cuda"):
@@ -372,8 +498,8 @@ def train(model: nn.Module, train_data: Iterable, config: TrainConfig,
           callbacks: Iterable[Any] = (), progress: bool = True) -> History:
     """Train `model` for `config.max_steps` updates and return its History.
 
-    Introduced in chapter 02_neural_lm. The model is moved to the device, trained, evaluated
-    every `eval_every` steps and at the end on `eval_data`, and left in eval mode. Callbacks
+    The model is trained where its parameters are (or moved to `config.device` when set),
+    evaluated every `eval_every` steps and at the end on `eval_data`, and left in eval mode. Callbacks
     are objects with any of on_step(state), on_eval(state), on_end(state).
     """
     if not isinstance(model, nn.Module):
@@ -388,16 +514,15 @@ def train(model: nn.Module, train_data: Iterable, config: TrainConfig,
     callbacks = list(callbacks)
     if config.seed is not None:
         set_seed(config.seed, threads=None)
-    device = get_device(config.device)
+    device = get_device(config.device) if config.device is not None else _model_device(model)
     loss_fn = loss_fn or _default_loss
     model.to(device)
     net = _wrap_model(model, device)
-    optimizer = torch.optim.AdamW(_param_groups(model, config.weight_decay), lr=config.lr,
-                                  betas=config.betas)
+    optimizer = _adamw(model, config, device)
     amp_dtype, use_scaler = _autocast(config, device)
     scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
     params = [p for p in model.parameters() if p.requires_grad]
-    max_norm = config.grad_clip if config.grad_clip is not None else math.inf
+    pad_id = _find(model, "pad_id")
     history = History()
     main = _is_main_process()
     shown = _Progress(config.max_steps, progress and main, window=config.eval_every)
@@ -410,22 +535,22 @@ def train(model: nn.Module, train_data: Iterable, config: TrainConfig,
             group["lr"] = lr
         batch = _to_device(next(batches), device)
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-            loss = _compute_loss(loss_fn, net, batch, step + 1)
+            loss, _ = _compute_loss(loss_fn, net, batch, step + 1)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.unscale_(optimizer)
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm))
+        grad_norm = float(_grad_norm(params, config.grad_clip))
         scaler.step(optimizer)
         scaler.update()
 
         done, value = step + 1, float(loss.detach())
-        n_tokens = _count_tokens(batch)
+        n_tokens = _count_tokens(batch, pad_id)
         history.steps.append(done)
         history.train_loss.append(value)
         history.lr.append(lr)
         history.grad_norm.append(grad_norm)
         if n_tokens is not None:
-            tokens += n_tokens * _world_size()
+            tokens += int(n_tokens) * _world_size()
             history.tokens.append(tokens)
         shown.step(done, value)
         state = TrainState(done, config.max_steps, value, lr, grad_norm, model, history)

@@ -285,12 +285,19 @@ class Transformer(nn.Module):
         if tie_output:
             self.out.weight = self.tgt_emb.weight
 
+    @property
+    def ignore_index(self) -> int:
+        """The target id the loss ignores: padding (train.evaluate counts targets with it)."""
+        return self.pad_id
+
     def _check_ids(self, ids: torch.Tensor, name: str, vocab: int) -> None:
         if not isinstance(ids, torch.Tensor) or ids.dim() != 2 or ids.dtype != torch.long:
             got = f"{ids.dtype} {tuple(ids.shape)}" if isinstance(ids, torch.Tensor) else type(ids).__name__
             raise ValueError(f"{name} must be a (batch, seq) tensor of token ids (torch.long), got {got}")
-        if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= vocab):
-            raise ValueError(f"{name} holds ids outside [0, {vocab}): min {int(ids.min())}, max {int(ids.max())}")
+        if ids.numel() and ids.device.type != "meta":
+            low, high = (int(v) for v in torch.aminmax(ids))
+            if low < 0 or high >= vocab:
+                raise ValueError(f"{name} holds ids outside [0, {vocab}): min {low}, max {high}")
 
     def encode(self, src: torch.Tensor, need_weights: bool = False):
         """(memory, per-layer encoder weights); padding in src is masked."""
@@ -324,9 +331,8 @@ class Transformer(nn.Module):
 
 # ---- parity with PyTorch -----------------------------------------------------------------
 def _copy_attention(ours: MultiHeadAttention, theirs: nn.MultiheadAttention) -> None:
-    q, k, v = theirs.in_proj_weight.chunk(3)
-    qb, kb, vb = theirs.in_proj_bias.chunk(3)
-    for lin, w, b in ((ours.q_proj, q, qb), (ours.k_proj, k, kb), (ours.v_proj, v, vb),
+    # Both stack W^Q, W^K, W^V in one matrix, in that order.
+    for lin, w, b in ((ours.in_proj, theirs.in_proj_weight, theirs.in_proj_bias),
                       (ours.out_proj, theirs.out_proj.weight, theirs.out_proj.bias)):
         lin.weight.copy_(w)
         lin.bias.copy_(b)

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from lmbook_utils.attention import (KVCache, MultiHeadAttention, causal_mask, head_accuracy, padding_mask,
+from lmbook_utils.attention import (EXPLICIT_MAX_KEYS, KVCache, MultiHeadAttention, causal_mask, head_accuracy, padding_mask,
                                     scaled_dot_product_attention)
 
 torch.set_num_threads(2)
@@ -188,3 +188,56 @@ def test_head_accuracy_bad_input():
         head_accuracy([(att, [])])
     with pytest.raises(ValueError, match="exclude must give one list of positions per example"):
         head_accuracy([(att, [(0, 1)])], exclude=[[0], [1]])
+
+
+@pytest.mark.parametrize("kernel", ["sdpa", "explicit"])
+def test_every_kernel_computes_the_reference(kernel):
+    # The module picks PyTorch's fused kernel or the plain softmax by device and length
+    # ("auto"); both must equal the written-out reference with its weights, for every mask.
+    torch.manual_seed(0)
+    ref = MultiHeadAttention(16, 4).eval()
+    mha = MultiHeadAttention(16, 4, kernel=kernel).eval()
+    mha.load_state_dict(ref.state_dict())
+    x, mem = torch.randn(3, 6, 16), torch.randn(3, 9, 16)
+    keep = torch.ones(3, 6, dtype=torch.bool)
+    keep[1, 4:] = False
+    cases = [dict(), dict(is_causal=True), dict(key_padding_mask=keep),
+             dict(is_causal=True, key_padding_mask=keep), dict(mask=causal_mask(6)[None].expand(3, 6, 6))]
+    for kwargs in cases:
+        want, _ = ref(x, need_weights=True, **kwargs)
+        got, w = mha(x, **kwargs)
+        assert w is None
+        torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-5)
+    want, _ = ref(x, mem, need_weights=True)
+    torch.testing.assert_close(mha(x, mem)[0], want, atol=1e-6, rtol=1e-5)
+    # with a cache: the last query of a causal prefix
+    cache_ref, cache = KVCache(), KVCache()
+    ref(x[:, :5], is_causal=True, cache=cache_ref, need_weights=True)
+    mha(x[:, :5], is_causal=True, cache=cache)
+    want, _ = ref(x[:, 5:], is_causal=True, cache=cache_ref, need_weights=True)
+    torch.testing.assert_close(mha(x[:, 5:], is_causal=True, cache=cache)[0], want, atol=1e-6, rtol=1e-5)
+
+
+def test_auto_kernel_is_the_plain_softmax_on_a_cpu_for_short_inputs(monkeypatch):
+    calls = []
+    real = torch.nn.functional.scaled_dot_product_attention
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention",
+                        lambda *a, **k: calls.append(a[0].shape[-2]) or real(*a, **k))
+    mha = MultiHeadAttention(16, 4)
+    mha(torch.randn(1, EXPLICIT_MAX_KEYS, 16), is_causal=True)
+    assert calls == []
+    mha(torch.randn(1, EXPLICIT_MAX_KEYS + 1, 16), is_causal=True)
+    assert calls == [EXPLICIT_MAX_KEYS + 1]
+    with pytest.raises(ValueError, match="kernel"):
+        MultiHeadAttention(16, 4, kernel="flash")
+
+
+def test_q_k_v_projections_are_views_of_the_stacked_layer():
+    mha = MultiHeadAttention(8, 2)
+    x = torch.randn(2, 3, 8)
+    q, k, v = mha.in_proj(x).split(8, dim=-1)
+    for proj, want in ((mha.q_proj, q), (mha.k_proj, k), (mha.v_proj, v)):
+        torch.testing.assert_close(proj(x), want)
+    with torch.no_grad():
+        mha.k_proj.weight.zero_()
+    assert mha.in_proj.weight[8:16].abs().sum() == 0 and mha.in_proj.weight[:8].abs().sum() > 0

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from lmbook_utils.gpt import (GPT, GPTClassifier, GPTConfig, beam_search, filter_logits, from_hf_state_dict,
                               generate, save_pretrained)
+from lmbook_utils.repro import set_seed
 
 torch.set_num_threads(2)
 transformers = pytest.importorskip("transformers")
@@ -173,3 +174,29 @@ def test_classifier_bad_input():
         clf(ids, None, torch.tensor([4, 5]))
     with pytest.raises(ValueError, match=r"labels must be a \(batch=2,\) tensor of class ids in \[0, 2\)"):
         clf(ids, torch.tensor([0, 2]), torch.tensor([4, 4]))
+
+
+def test_top_p_one_keeps_every_token_of_a_large_vocabulary():
+    # float32 cumulative sums of a peaked distribution reach 1.0 before the tail: top_p = 1.0
+    # must still keep the tail (it means "no nucleus filtering").
+    logits = torch.zeros(1, 50_000)
+    logits[0, 0] = 30.0
+    assert torch.isfinite(filter_logits(logits, top_p=1.0)).all()
+
+
+def test_unseeded_sampling_follows_the_global_generator():
+    torch.manual_seed(5)
+    model = GPT(GPTConfig(vocab_size=30, d_model=16, n_layers=1, n_heads=2, max_len=20))
+    prompt = torch.zeros(4, 1, dtype=torch.long)
+    set_seed(1)
+    a = generate(model, prompt, 12, do_sample=True)
+    b = generate(model, prompt, 12, do_sample=True)
+    set_seed(1)
+    c = generate(model, prompt, 12, do_sample=True)
+    assert torch.equal(a, c)  # set_seed makes unseeded sampling reproducible
+    assert not torch.equal(a, b)  # and successive calls continue the stream instead of repeating
+
+
+def test_gpt_config_pad_id_is_checked():
+    with pytest.raises(ValueError, match="pad_id"):
+        GPTConfig(vocab_size=10, pad_id=10)

@@ -289,3 +289,84 @@ def test_progress_in_notebook_ends_where_it_started():
     assert handle.shown[-2].startswith("[####################] step 100/100")
     assert len(handle.shown) == 51
     assert printed == ["step 100/100 · train loss 1.000 · held-out loss 1.235"]
+
+
+# ---- the numerical traps of the loop ------------------------------------------------------
+class TokenLM(nn.Module):
+    """A bigram LM over 6 tokens in the book's (ids, targets) -> Out convention, pad id 0."""
+
+    pad_id = 0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(6, 6)
+
+    def forward(self, ids, targets=None):
+        logits = self.emb(ids)
+        loss = None if targets is None else nn.functional.cross_entropy(
+            logits.flatten(0, 1), targets.flatten(), ignore_index=-100)
+        return Out(logits, loss)
+
+
+def padded_batches():
+    # Two batches of very different sizes: a mean of per-batch means would weigh the 1 target
+    # of the second batch as much as the 6 of the first.
+    a = (torch.tensor([[1, 2, 3, 4], [2, 3, 0, 0]]), torch.tensor([[2, 3, 4, 5], [3, 4, -100, -100]]))
+    b = (torch.tensor([[5, 0, 0, 0]]), torch.tensor([[1, -100, -100, -100]]))
+    return [a, b]
+
+
+def test_evaluate_weights_batches_by_their_targets():
+    torch.manual_seed(0)
+    model = TokenLM()
+    data = padded_batches()
+    with torch.no_grad():
+        per_target = torch.cat([nn.functional.cross_entropy(model.emb(x).flatten(0, 1), y.flatten(),
+                                                            reduction="none", ignore_index=-100)[y.flatten() != -100]
+                                for x, y in data])
+    assert evaluate(model, data) == pytest.approx(float(per_target.mean()), rel=1e-6)
+    # a loss function may say how many targets its mean is over
+    assert evaluate(model, data, loss_fn=lambda m, b: (m(*b).loss, int((b[1] != -100).sum()))) == \
+        pytest.approx(float(per_target.mean()), rel=1e-6)
+
+
+def test_evaluate_counts_the_transformer_padding_as_ignored():
+    from lmbook_utils.train import count_targets
+    from lmbook_utils.transformer import Transformer
+
+    model = Transformer(7, 7, d_model=8, n_heads=2, n_layers=1, d_ff=16, pad_id=0)
+    src = torch.tensor([[1, 2, 0]])
+    assert count_targets(model, (src, torch.tensor([[1, 3, 0]]), torch.tensor([[3, 2, 0]]))) == 2
+
+
+def test_history_tokens_count_real_tokens_only():
+    set_seed(0, threads=None)
+    hist = train(TokenLM(), padded_batches(), TrainConfig(max_steps=2, device="cpu"), progress=False)
+    assert hist.tokens == [6, 7]  # 6 real input tokens in the first batch, 1 in the second
+
+
+def test_a_batch_without_targets_is_named_as_such():
+    data = [(torch.tensor([[1, 2]]), torch.tensor([[-100, -100]]))]
+    with pytest.raises(ValueError, match="no target to predict"):
+        train(TokenLM(), data, TrainConfig(max_steps=1, device="cpu"), progress=False)
+    with pytest.raises(ValueError, match="no target to predict"):
+        evaluate(TokenLM(), data)
+
+
+def test_train_keeps_the_model_where_it_is(monkeypatch):
+    import lmbook_utils.train as train_module
+
+    def no_lookup(name=None):
+        raise AssertionError("train() asked for a device although the model already has one")
+
+    monkeypatch.setattr(train_module, "get_device", no_lookup)
+    model = Regressor()
+    train(model, make_batches(2, 0), TrainConfig(max_steps=2), progress=False)
+    assert next(model.parameters()).device.type == "cpu"
+
+
+def test_the_optimizer_is_fused_adamw_on_cpu():
+    from lmbook_utils.train import _adamw
+
+    opt = _adamw(Regressor(), TrainConfig(), torch.device("cpu"))
+    assert isinstance(opt, torch.optim.AdamW) and opt.defaults["fused"]

@@ -1,28 +1,42 @@
-"""Benchmark: forward + backward time of the fused attention path against the explicit path.
+"""Benchmark: forward + backward time of the attention kernels, and which one "auto" picks.
 
-Run as `python benchmarks/attention_speed.py` (under a minute on 2 CPU cores). Not a test:
-it prints figures. The fused path (need_weights=False) calls
-torch.nn.functional.scaled_dot_product_attention (a flash-attention kernel on CPU for a
-causal mask) and never materializes the weights; the explicit path (need_weights=True)
-computes softmax(QK^T/sqrt(d_k)) step by step and keeps it for the backward pass.
+Run as `python benchmarks/attention_speed.py` (about a minute on 2 CPU cores). Not a test: it
+prints figures measured side by side in one run. Three ways to compute the same attention:
 
-Two tables: the attention core alone (q, k, v already projected: the part the two paths do
-differently), and the whole MultiHeadAttention module, where the four d_model x d_model
-projections, identical in both paths, dilute the difference at short lengths.
-Target from the attention chapter: the fused path at least 1.3x faster at length 128 on CPU.
+- reference (need_weights=True): softmax(QK^T/sqrt(d_k)) written out step by step, the
+  weights kept and returned (for bertviz);
+- sdpa (kernel="sdpa"): torch.nn.functional.scaled_dot_product_attention, PyTorch's fused
+  kernel (a flash-attention kernel on CPU for a causal mask), which never stores the weights;
+- softmax (kernel="explicit"): the plain softmax in batched matrix products, the scale and
+  the -inf mask added inside one `baddbmm`, weights not returned.
+
+Two tables: the attention core alone (q, k, v already projected: the part the kernels do
+differently), and the whole MultiHeadAttention module, whose projections are the same for all.
+MultiHeadAttention's default, kernel="auto", takes the plain softmax on a CPU up to
+attention.EXPLICIT_MAX_KEYS keys and PyTorch's fused kernel beyond (and on GPUs); the last
+column says which is faster here, so the threshold can be checked on another machine.
 """
 
 from __future__ import annotations
 
+import math
+import sys
 import time
+from pathlib import Path
 
-import torch
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from lmbook_utils.repro import pin_cpu_numerics  # noqa: E402
 
-import torch.nn.functional as F
+pin_cpu_numerics()
 
-from lmbook_utils.attention import MultiHeadAttention, causal_mask, scaled_dot_product_attention
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from lmbook_utils.attention import (EXPLICIT_MAX_KEYS, MultiHeadAttention, causal_mask,  # noqa: E402
+                                    scaled_dot_product_attention)
 
 BATCH, D_MODEL, HEADS, LENGTHS, REPEATS = 8, 128, 4, (32, 64, 128, 256, 512), 20
+KERNELS = ("reference", "sdpa", "softmax")
 
 
 def median_time(step) -> float:
@@ -36,25 +50,33 @@ def median_time(step) -> float:
     return sorted(times)[len(times) // 2]
 
 
-def core_step(n: int, fused: bool):
+def core_step(n: int, kernel: str):
     q, k, v = (torch.randn(BATCH, HEADS, n, D_MODEL // HEADS, requires_grad=True) for _ in range(3))
     mask = causal_mask(n)
+    bias = torch.zeros(n, n).masked_fill(~mask, float("-inf"))
+    scale = 1 / math.sqrt(D_MODEL // HEADS)
 
     def step() -> None:
-        if fused:
+        if kernel == "sdpa":
             out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        elif kernel == "softmax":
+            b, h, t, d = q.shape
+            scores = torch.baddbmm(bias, q.reshape(b * h, t, d), k.reshape(b * h, t, d).transpose(1, 2),
+                                   alpha=scale)
+            out = torch.bmm(scores.softmax(-1), v.reshape(b * h, t, d))
         else:
             out, _ = scaled_dot_product_attention(q, k, v, mask)
         out.sum().backward()
     return step
 
 
-def module_step(mha: MultiHeadAttention, n: int, need_weights: bool):
+def module_step(n: int, kernel: str):
+    mha = MultiHeadAttention(D_MODEL, HEADS, kernel={"softmax": "explicit"}.get(kernel, "sdpa"))
     x = torch.randn(BATCH, n, D_MODEL, requires_grad=True)
 
     def step() -> None:
         mha.zero_grad(set_to_none=True)
-        out, _ = mha(x, is_causal=True, need_weights=need_weights)
+        out, _ = mha(x, is_causal=True, need_weights=kernel == "reference")
         out.sum().backward()
     return step
 
@@ -62,17 +84,19 @@ def module_step(mha: MultiHeadAttention, n: int, need_weights: bool):
 def main() -> None:
     torch.set_num_threads(2)
     torch.manual_seed(0)
-    mha = MultiHeadAttention(D_MODEL, HEADS)
     print(f"batch {BATCH}, d_model {D_MODEL}, {HEADS} heads, causal; median of {REPEATS} "
-          f"forward+backward passes; torch {torch.__version__}, {torch.get_num_threads()} threads\n")
+          f"forward+backward passes; torch {torch.__version__}, {torch.get_num_threads()} threads; "
+          f"'auto' takes the plain softmax up to {EXPLICIT_MAX_KEYS} keys on a CPU\n")
     for title, make in (("attention core (q, k, v given)", core_step),
-                        ("whole MultiHeadAttention module", lambda n, f: module_step(mha, n, not f))):
+                        ("whole MultiHeadAttention module", module_step)):
         print(title)
-        print(f"{'length':>6} {'explicit ms':>12} {'fused ms':>10} {'speed-up':>9}")
+        print(f"{'length':>6} {'reference ms':>13} {'sdpa ms':>8} {'softmax ms':>11} "
+              f"{'reference / sdpa':>17} {'sdpa / softmax':>15} {'faster here':>12}")
         for n in LENGTHS:
-            explicit = median_time(make(n, False))
-            fused = median_time(make(n, True))
-            print(f"{n:>6} {explicit * 1e3:>12.2f} {fused * 1e3:>10.2f} {explicit / fused:>8.2f}x")
+            ms = {kernel: median_time(make(n, kernel)) * 1e3 for kernel in KERNELS}
+            faster = "softmax" if ms["softmax"] < ms["sdpa"] else "sdpa"
+            print(f"{n:>6} {ms['reference']:>13.2f} {ms['sdpa']:>8.2f} {ms['softmax']:>11.2f} "
+                  f"{ms['reference'] / ms['sdpa']:>16.2f}x {ms['sdpa'] / ms['softmax']:>14.2f}x {faster:>12}")
         print()
 
 

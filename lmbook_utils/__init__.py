@@ -7,7 +7,7 @@ training loop, plots and exercise checks from here, one module per idea:
 - ``toyworld``: the generated bilingual corpus with a known entropy floor;
 - ``data`` and ``tokenizers``: real text, the reader's own text, batches, and tokenizers;
 - ``ngram``: n-gram language models (chapter 01_ngram);
-- ``attention`` and ``transformer``: the shared building blocks (chapters 03 and 04);
+- ``attention``, ``dropout`` and ``transformer``: the shared building blocks (chapters 03 and 04);
 - ``bert`` and ``gpt``: the pretrained models, equal to Hugging Face's (chapters 05 and 06);
 - ``fewshot`` and ``textstats``: few-shot prompts, induction scores, measures of
   generated text (chapter 06_gpt);

@@ -30,6 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .dropout import dropout
+
 __all__ = ["scaled_dot_product_attention", "causal_mask", "padding_mask", "KVCache",
            "MultiHeadAttention", "Projection", "head_accuracy", "KERNELS", "EXPLICIT_MAX_KEYS"]
 
@@ -117,7 +119,7 @@ def scaled_dot_product_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tens
         scores = scores.masked_fill(~mask, float("-inf"))
     weights = torch.softmax(scores, dim=-1)
     if dropout_p > 0.0:
-        weights = F.dropout(weights, dropout_p, training=training)
+        weights = dropout(weights, dropout_p, training=training)
     return weights @ v, weights
 
 
@@ -335,7 +337,7 @@ def _softmax_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: 
         scores = torch.baddbmm(bias, q3, k3.transpose(1, 2), alpha=scale)
     weights = scores.softmax(-1)
     if dropout_p > 0.0:
-        weights = F.dropout(weights, dropout_p, training=True)
+        weights = dropout(weights, dropout_p, training=True)
     return torch.bmm(weights, v3).view(b, h, n_q, d_v)
 
 

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .dropout import Dropout
 from .transformer import Encoder, check_config_sizes
 
 __all__ = ["BertConfig", "Bert", "BertOutput", "mask_tokens", "to_hf_state_dict", "from_hf_state_dict",
@@ -78,9 +79,10 @@ class Bert(nn.Module):
         self.pos_emb = nn.Embedding(c.max_len, c.d_model)
         self.seg_emb = nn.Embedding(c.type_vocab_size, c.d_model)
         self.emb_norm = nn.LayerNorm(c.d_model, eps=c.eps)
-        self.drop = nn.Dropout(c.dropout)
+        self.drop = Dropout(c.dropout)
+        # Hugging Face's BertIntermediate has no dropout between the two feed-forward layers
         self.encoder = Encoder(c.n_layers, c.d_model, c.n_heads, c.d_ff, c.dropout, activation="gelu",
-                               norm_first=False, final_norm=False, eps=c.eps)
+                               norm_first=False, final_norm=False, eps=c.eps, ff_dropout=0.0)
         self.pooler = nn.Linear(c.d_model, c.d_model)
         self.mlm_dense = nn.Linear(c.d_model, c.d_model)
         self.mlm_norm = nn.LayerNorm(c.d_model, eps=c.eps)

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .attention import KVCache, MultiHeadAttention
+from .dropout import Dropout
 from .transformer import FeedForward, check_config_sizes
 
 __all__ = ["GPTConfig", "GPT", "GPTClassifier", "generate", "beam_search", "filter_logits", "from_hf_state_dict",
@@ -64,7 +65,7 @@ class Block(nn.Module):
         self.ln_1, self.ln_2 = nn.LayerNorm(c.d_model, eps=c.eps), nn.LayerNorm(c.d_model, eps=c.eps)
         self.attn = MultiHeadAttention(c.d_model, c.n_heads, c.dropout)
         self.mlp = FeedForward(c.d_model, 4 * c.d_model, 0.0, activation="gelu_tanh")
-        self.drop1, self.drop2 = nn.Dropout(c.dropout), nn.Dropout(c.dropout)
+        self.drop1, self.drop2 = Dropout(c.dropout), Dropout(c.dropout)
 
     def forward(self, x, cache: KVCache | None = None, need_weights: bool = False):
         a, w = self.attn(self.ln_1(x), is_causal=True, cache=cache, need_weights=need_weights)
@@ -91,7 +92,7 @@ class GPT(nn.Module):
             raise TypeError(f"config must be a GPTConfig, got {type(config).__name__}")
         c = self.config = config
         self.wte, self.wpe = nn.Embedding(c.vocab_size, c.d_model), nn.Embedding(c.max_len, c.d_model)
-        self.drop = nn.Dropout(c.dropout)
+        self.drop = Dropout(c.dropout)
         self.blocks = nn.ModuleList(Block(c) for _ in range(c.n_layers))
         self.ln_f = nn.LayerNorm(c.d_model, eps=c.eps)
         self.apply(self._init)

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .attention import MultiHeadAttention
+from .dropout import Dropout
 
 __all__ = ["sinusoidal_positions", "SinusoidalPositions", "LearnedPositions", "FeedForward",
            "EncoderLayer", "DecoderLayer", "Encoder", "Decoder", "Transformer",
@@ -109,7 +110,7 @@ class FeedForward(nn.Module):
             raise ValueError(f"activation must be one of {tuple(acts)}, got {activation!r}")
         self.linear1, self.linear2 = nn.Linear(d_model, d_ff), nn.Linear(d_ff, d_model)
         self.act = acts[activation]
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.linear2(self.dropout(self.act(self.linear1(x))))
@@ -118,15 +119,18 @@ class FeedForward(nn.Module):
 class EncoderLayer(nn.Module):
     """Self-attention and feed-forward sublayers, each with a residual and a LayerNorm.
 
-    Introduced in chapter 04_transformer. Returns (x, self-attention weights or None)."""
+    Introduced in chapter 04_transformer. Returns (x, self-attention weights or None).
+    `ff_dropout` is the dropout inside the feed-forward network (None: `dropout`, as in
+    torch.nn.TransformerEncoderLayer; BERT has none there)."""
 
     def __init__(self, d_model: int, n_heads: int, d_ff: int, dropout: float = 0.1,
-                 activation: str = "relu", norm_first: bool = False, eps: float = 1e-5) -> None:
+                 activation: str = "relu", norm_first: bool = False, eps: float = 1e-5,
+                 ff_dropout: float | None = None) -> None:
         super().__init__()
         self.self_attn = MultiHeadAttention(d_model, n_heads, dropout)
-        self.ff = FeedForward(d_model, d_ff, dropout, activation)
+        self.ff = FeedForward(d_model, d_ff, dropout if ff_dropout is None else ff_dropout, activation)
         self.norm1, self.norm2 = nn.LayerNorm(d_model, eps=eps), nn.LayerNorm(d_model, eps=eps)
-        self.drop1, self.drop2 = nn.Dropout(dropout), nn.Dropout(dropout)
+        self.drop1, self.drop2 = Dropout(dropout), Dropout(dropout)
         self.norm_first = norm_first
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None,
@@ -158,7 +162,7 @@ class DecoderLayer(nn.Module):
         self.cross_attn = MultiHeadAttention(d_model, n_heads, dropout)
         self.ff = FeedForward(d_model, d_ff, dropout, activation)
         self.norm1, self.norm2, self.norm3 = (nn.LayerNorm(d_model, eps=eps) for _ in range(3))
-        self.drop1, self.drop2, self.drop3 = (nn.Dropout(dropout) for _ in range(3))
+        self.drop1, self.drop2, self.drop3 = (Dropout(dropout) for _ in range(3))
         self.norm_first = norm_first
 
     def forward(self, x: torch.Tensor, memory: torch.Tensor, mask: torch.Tensor | None = None,
@@ -197,11 +201,11 @@ class Encoder(nn.Module):
 
     def __init__(self, n_layers: int, d_model: int, n_heads: int, d_ff: int, dropout: float = 0.1,
                  activation: str = "relu", norm_first: bool = False, final_norm: bool | None = None,
-                 eps: float = 1e-5) -> None:
+                 eps: float = 1e-5, ff_dropout: float | None = None) -> None:
         super().__init__()
         _int(n_layers, "n_layers")
-        self.layers = nn.ModuleList(EncoderLayer(d_model, n_heads, d_ff, dropout, activation, norm_first, eps)
-                                    for _ in range(n_layers))
+        self.layers = nn.ModuleList(EncoderLayer(d_model, n_heads, d_ff, dropout, activation, norm_first, eps,
+                                                 ff_dropout) for _ in range(n_layers))
         final_norm = norm_first if final_norm is None else final_norm
         self.norm = nn.LayerNorm(d_model, eps=eps) if final_norm else None
 
@@ -278,7 +282,7 @@ class Transformer(nn.Module):
             nn.init.normal_(emb.weight, std=d_model ** -0.5)
         pos = SinusoidalPositions if positions == "sinusoidal" else LearnedPositions
         self.src_pos, self.tgt_pos = pos(d_model, max_len), pos(d_model, max_len)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
         self.encoder = Encoder(n_layers, d_model, n_heads, d_ff, dropout, activation, norm_first)
         self.decoder = Decoder(n_layers, d_model, n_heads, d_ff, dropout, activation, norm_first)
         self.out = nn.Linear(d_model, tgt_vocab, bias=False)

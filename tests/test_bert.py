@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lmbook_utils.bert import (Bert, BertConfig, from_hf_state_dict, mask_tokens, save_pretrained,
+from lmbook_utils.bert import (Bert, BertConfig, from_hf_state_dict, hf_config, mask_tokens, save_pretrained,
                                to_hf_state_dict)
 
 torch.set_num_threads(2)
@@ -151,3 +151,23 @@ def test_bad_input_is_named():
         mask_tokens(torch.ones(2, 2, dtype=torch.long), [0, 4], 10, 4, prob=0.0)
     with pytest.raises(ValueError, match="mask_id"):
         mask_tokens(torch.ones(2, 2, dtype=torch.long), [0], 10, 4)
+
+
+def test_dropout_sits_where_hugging_face_puts_it():
+    # Same places, same rate: embeddings, attention weights, attention output, feed-forward
+    # output; none between the two feed-forward layers (HF's BertIntermediate has none).
+    import transformers
+    from torch import nn
+
+    cfg = BertConfig(vocab_size=50, d_model=16, n_layers=1, n_heads=2, d_ff=32, dropout=0.1)
+    ours = Bert(cfg)
+    hf = transformers.BertForPreTraining(transformers.BertConfig(**{
+        k: v for k, v in hf_config(cfg).items() if k not in ("model_type", "architectures")}))
+
+    def rates(module):
+        return sorted(m.p for m in module.modules() if isinstance(m, nn.Dropout) and m.p > 0)
+
+    ours_layer = rates(ours.encoder.layers[0]) + ([ours.encoder.layers[0].self_attn.dropout]
+                                                  if ours.encoder.layers[0].self_attn.dropout > 0 else [])
+    assert sorted(ours_layer) == rates(hf.bert.encoder.layer[0]) == [0.1, 0.1, 0.1]
+    assert ours.encoder.layers[0].ff.dropout.p == 0.0

@@ -10,8 +10,10 @@ computes them with `scaled_dot_product_attention`, written out. When they are no
 fastest kernel for the device (`MultiHeadAttention.kernel`): PyTorch's fused
 `torch.nn.functional.scaled_dot_product_attention` (FlashAttention or memory-efficient
 kernels), which never stores the weights, or, on the CPU for up to EXPLICIT_MAX_KEYS keys, the
-plain softmax with the mask added in the same batched matrix product, which is faster there at
-the book's sizes (about 1.8x at 64 tokens, forward and backward: benchmarks/attention_speed.py).
+plain softmax with the mask added in the same batched matrix product. At the book's sizes the
+whole module ran forward and backward 1.1-1.9x faster with it up to 64 keys, 0.8-1.4x as
+fast at 128 (it varied between runs) and slower from 256 on (benchmarks/attention_speed.py,
+2 CPU cores).
 The tests check that every path agrees and that the module matches `torch.nn.MultiheadAttention`.
 
 Mask convention (as in PyTorch's functional SDPA, and the OPPOSITE of nn.MultiheadAttention's
@@ -36,8 +38,9 @@ __all__ = ["scaled_dot_product_attention", "causal_mask", "padding_mask", "KVCac
            "MultiHeadAttention", "Projection", "head_accuracy", "KERNELS", "EXPLICIT_MAX_KEYS"]
 
 KERNELS = ("auto", "sdpa", "explicit")
-# Up to this many keys, the plain softmax beats PyTorch's fused CPU kernel (measured on 2 cores,
-# forward and backward, 16-32 dims per head: 1.8x at 64 keys, even at 128, slower from 256 on).
+# Up to this many keys the module uses the plain softmax on a CPU: measured on 2 cores, forward
+# and backward, 16-32 dims per head, it was 1.1-1.9x faster up to 64 keys, 0.8-1.4x as fast at
+# 128 (it varied between runs), and slower from 256 on (benchmarks/attention_speed.py).
 EXPLICIT_MAX_KEYS = 128
 
 

@@ -35,6 +35,7 @@ ALLOWED: dict[str, dict[str, str]] = {
     "01_ngram": {
         "4.7": "log2(26), the bits of 26 equally likely letters (Shannon 1951's comparison)",
         "4.9": "'about 4.9': the Kneser-Ney perplexity of section 5.1 (4.92) rounded in the FAQ",
+        "0.45": "Church and Gale's held-out count for n-grams seen once, via Chen and Goodman (1998)",
     },
     "04_transformer": {
         "28.4": "Vaswani et al. (2017): WMT 2014 English-German BLEU",

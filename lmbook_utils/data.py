@@ -14,6 +14,7 @@ Introduced in chapter 00_introduction (text) and chapter 02_neural_lm (blocks an
   served in a seeded, reproducible order (Bengio et al. 2003 train on such windows).
 - `SequenceDataset` + `batches()`: whole sequences (a story, a prompt) as (x, y), padded per
   batch; padded targets are -100, which cross-entropy ignores (chapter 06_gpt).
+- `unseen_items()`: the test inputs never seen in training, for supervised and few-shot results.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ import re
 import tempfile
 import textwrap
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -164,6 +166,28 @@ def split_items(items: Sequence, fractions: Sequence[float] = (0.8, 0.1, 0.1), s
     if not shuffle:
         return tuple(items[a:b] for a, b in zip(cuts, cuts[1:]))
     return tuple([items[i] for i in order[a:b]] for a, b in zip(cuts, cuts[1:]))
+
+
+def unseen_items(items: Sequence, training: Sequence, key: Callable[[Any], Any] | None = None) -> list:
+    """The items whose key never occurs in `training`: a held-out set of inputs never seen.
+
+    Generated data repeats itself (short toy-world sentences recur), so a random test sample
+    shares many inputs with the training set and measures memory, not generalization. For a
+    supervised or few-shot result, keep only the unseen ones; report how many there were. `key`
+    says what counts as the same input (default: the item itself), e.g. ``lambda p: p.en`` for
+    a translation pair. Order is kept.
+    """
+    if key is not None and not callable(key):
+        raise TypeError(f"key must be a function item -> hashable, got {type(key).__name__}")
+    for name, value in (("items", items), ("training", training)):
+        if not isinstance(value, Sequence) or isinstance(value, (str, bytes)):
+            raise TypeError(f"{name} must be a list or tuple of items, got {type(value).__name__}")
+    key = key or (lambda item: item)
+    try:
+        seen = {key(item) for item in training}
+        return [item for item in items if key(item) not in seen]
+    except TypeError as error:  # an unhashable key
+        raise TypeError(f"key must return something hashable (a str, a tuple): {error}") from None
 
 
 class TokenBlockDataset(Dataset):

@@ -234,3 +234,19 @@ def test_pad_sequences():
         pad_sequences([[1], []], 0)
     with pytest.raises(ValueError, match="pad_value must be an int"):
         pad_sequences([[1]], 0.5)
+
+
+def test_unseen_items_keeps_only_inputs_never_seen_in_training():
+    from lmbook_utils.data import unseen_items
+
+    train = [("a", 1), ("b", 2), ("c", 3)]
+    test = [("b", 9), ("d", 4), ("a", 1), ("e", 5)]
+    assert unseen_items(test, train, key=lambda x: x[0]) == [("d", 4), ("e", 5)]
+    assert unseen_items(test, train) == [("b", 9), ("d", 4), ("e", 5)]  # whole items by default
+    assert unseen_items([], train) == []
+    with pytest.raises(TypeError, match="items must be a list"):
+        unseen_items("abc", train)
+    with pytest.raises(TypeError, match="hashable"):
+        unseen_items([[1]], [[2]])
+    with pytest.raises(TypeError, match="key must be a function"):
+        unseen_items(test, train, key="first")

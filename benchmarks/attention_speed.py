@@ -21,7 +21,6 @@ column says which is faster here, so the threshold can be checked on another mac
 
 from __future__ import annotations
 
-import math
 import sys
 import time
 from pathlib import Path
@@ -34,8 +33,8 @@ pin_cpu_numerics()
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from lmbook_utils.attention import (EXPLICIT_MAX_KEYS, MultiHeadAttention, causal_mask,  # noqa: E402
-                                    scaled_dot_product_attention)
+from lmbook_utils.attention import (EXPLICIT_MAX_KEYS, MultiHeadAttention, _causal_bias,  # noqa: E402
+                                    _softmax_attention, causal_mask, scaled_dot_product_attention)
 
 # Chapter 06's GPT: width 64, 4 heads, batches of 32.
 BATCH, D_MODEL, HEADS, LENGTHS, REPEATS = 32, 64, 4, (32, 48, 64, 128, 256, 512), 20
@@ -56,17 +55,13 @@ def median_time(step) -> float:
 def core_step(n: int, kernel: str):
     q, k, v = (torch.randn(BATCH, HEADS, n, D_MODEL // HEADS, requires_grad=True) for _ in range(3))
     mask = causal_mask(n)
-    bias = torch.zeros(n, n).masked_fill(~mask, float("-inf"))
-    scale = 1 / math.sqrt(D_MODEL // HEADS)
+    bias = _causal_bias(n, n, q.device, q.dtype)
 
     def step() -> None:
         if kernel == "sdpa":
             out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        elif kernel == "softmax":
-            b, h, t, d = q.shape
-            scores = torch.baddbmm(bias, q.reshape(b * h, t, d), k.reshape(b * h, t, d).transpose(1, 2),
-                                   alpha=scale)
-            out = torch.bmm(scores.softmax(-1), v.reshape(b * h, t, d))
+        elif kernel == "softmax":  # the module's own plain-softmax kernel
+            out = _softmax_attention(q, k, v, bias, 0.0)
         else:
             out, _ = scaled_dot_product_attention(q, k, v, mask)
         out.sum().backward()

@@ -240,13 +240,13 @@ def _input_ids(batch: Any) -> torch.Tensor | None:
     return None
 
 
-def _count_tokens(batch: Any, pad_id: int | None = None) -> torch.Tensor | int | None:
+def _count_tokens(batch: Any, pad_id: int | None = None) -> int | None:
     """Number of real input token ids in a batch (not `pad_id`), or None when the input is not
-    token ids. A tensor when padding is counted on the device (read once, with the loss)."""
+    token ids."""
     ids = _input_ids(batch)
     if ids is None:
         return None
-    return ids.numel() if pad_id is None else (ids != pad_id).sum()
+    return ids.numel() if pad_id is None else int((ids != pad_id).sum())
 
 
 def _targets(model: nn.Module, batch: Any) -> torch.Tensor | None:
@@ -550,7 +550,7 @@ def train(model: nn.Module, train_data: Iterable, config: TrainConfig,
         history.lr.append(lr)
         history.grad_norm.append(grad_norm)
         if n_tokens is not None:
-            tokens += int(n_tokens) * _world_size()
+            tokens += n_tokens * _world_size()
             history.tokens.append(tokens)
         shown.step(done, value)
         state = TrainState(done, config.max_steps, value, lr, grad_norm, model, history)

@@ -3,17 +3,21 @@
 The chapters in ``book/chapters`` import their models, data, tokenizers,
 training loop, plots and exercise checks from here, one module per idea:
 
-- ``repro``: seeds and device choice, so every run is reproducible;
-- ``toyworld``: the generated bilingual corpus with a known entropy floor;
+- ``repro``: seeds, device choice and pinned CPU kernels, so every run is reproducible;
+- ``toyworld``: the generated bilingual corpus with a known entropy floor (grammar, corpus, task views);
 - ``data`` and ``tokenizers``: real text, the reader's own text, batches, and tokenizers;
 - ``ngram``: n-gram language models (chapter 01_ngram);
 - ``attention``, ``dropout`` and ``transformer``: the shared building blocks (chapters 03 and 04);
+- ``modeling``, ``decoding`` and ``hf_export``: what every model shares (inputs, masks,
+  outputs), ``generate``/``beam_search`` for every model that writes, and folders Hugging
+  Face loads (CONTRIBUTING.md describes the contract);
 - ``bert`` and ``gpt``: the pretrained models, equal to Hugging Face's (chapters 05 and 06);
-- ``fewshot`` and ``textstats``: few-shot prompts, induction scores, measures of
-  generated text (chapter 06_gpt);
-- ``train`` and ``plots``: the one training loop and the book's plot style;
-- ``viz`` and ``exercises``: attention views and controls that work offline, and
-  exercise checks with kind feedback.
+- ``probes``: what a trained model knows about the grammar (head accuracy, induction scores);
+- ``fewshot`` and ``textstats``: few-shot prompts and measures of generated text (chapter 06_gpt);
+- ``train`` (with ``train_batches`` and ``train_progress``) and ``plots``: the one training
+  loop and the book's plot style;
+- ``viz`` (``attention_views``, ``html_views``) and ``exercises``: attention views and controls
+  that work offline, and exercise checks with kind feedback, one module per chapter.
 
 Importing the package is cheap: each module is imported only when used.
 """

@@ -35,7 +35,7 @@ from torch import nn
 from .dropout import dropout
 
 __all__ = ["scaled_dot_product_attention", "causal_mask", "padding_mask", "KVCache",
-           "MultiHeadAttention", "Projection", "head_accuracy", "KERNELS", "EXPLICIT_MAX_KEYS"]
+           "MultiHeadAttention", "Projection", "KERNELS", "EXPLICIT_MAX_KEYS"]
 
 KERNELS = ("auto", "sdpa", "explicit")
 # Up to this many keys the module uses the plain softmax on a CPU: measured on 2 cores, forward
@@ -245,11 +245,12 @@ class MultiHeadAttention(nn.Module):
 
     def forward(self, query: torch.Tensor, key: torch.Tensor | None = None,
                 value: torch.Tensor | None = None, mask: torch.Tensor | None = None,
-                key_padding_mask: torch.Tensor | None = None, need_weights: bool = False,
+                key_mask: torch.Tensor | None = None, need_weights: bool = False,
                 is_causal: bool = False, cache: KVCache | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """mask: bool, True = may attend, (n_q, n_k), (batch, n_q, n_k) or 4-D broadcastable;
-        key_padding_mask: bool (batch, n_k), True at real tokens; is_causal adds a causal mask
+        key_mask: bool (batch, n_k), True at real tokens (the opposite of PyTorch's
+        key_padding_mask, where True = blocked); is_causal adds a causal mask
         (queries are the last positions when a cache holds earlier keys); cache: a KVCache
         that this call extends with the new keys and values (self-attention only)."""
         self._check_input(query, "query")
@@ -273,12 +274,12 @@ class MultiHeadAttention(nn.Module):
             if isinstance(mask, torch.Tensor) and mask.dim() == 3:
                 mask = mask[:, None]  # (batch, n_q, n_k) -> (batch, 1, n_q, n_k)
             full = _check_mask(mask, target, rows=False)
-        if key_padding_mask is not None:
-            if not isinstance(key_padding_mask, torch.Tensor) or key_padding_mask.shape != (b, n_k):
-                got = tuple(key_padding_mask.shape) if isinstance(key_padding_mask, torch.Tensor) else key_padding_mask
-                raise ValueError(f"key_padding_mask must have shape (batch={b}, n_keys={n_k}), got {got}")
-            kp = _check_mask(key_padding_mask[:, None, None, :], target, "key_padding_mask", rows=False)
-            names.append("key_padding_mask")
+        if key_mask is not None:
+            if not isinstance(key_mask, torch.Tensor) or key_mask.shape != (b, n_k):
+                got = tuple(key_mask.shape) if isinstance(key_mask, torch.Tensor) else key_mask
+                raise ValueError(f"key_mask must have shape (batch={b}, n_keys={n_k}), got {got}")
+            kp = _check_mask(key_mask[:, None, None, :], target, "key_mask", rows=False)
+            names.append("key_mask")
             full = kp if full is None else full & kp
         p = self.dropout if self.training else 0.0
         explicit = not need_weights and self._explicit_kernel(query.device, n_k)
@@ -342,36 +343,3 @@ def _softmax_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: 
     if dropout_p > 0.0:
         weights = dropout(weights, dropout_p, training=True)
     return torch.bmm(weights, v3).view(b, h, n_q, d_v)
-
-
-def head_accuracy(examples, exclude=None) -> torch.Tensor:
-    """(layers, heads): how often each head's strongest attention from a query lands on its target.
-
-    Introduced in chapter 05_bert. This is Clark et al.'s (2019, "What does BERT look at?",
-    BlackboxNLP) test of whether a head tracks a relation: `examples` is a list of
-    (attention (layers, heads, T, T), links [(query, target), ...]); the score pools all links.
-    `exclude` gives, per example, key positions never counted as the argmax (e.g. [CLS] and
-    [SEP], which many heads use as a resting place)."""
-    examples = list(examples)
-    if exclude is not None and len(exclude) != len(examples):
-        raise ValueError(f"exclude must give one list of positions per example ({len(examples)}), "
-                         f"got {len(exclude)}")
-    hits, total = None, 0
-    for k, (att, links) in enumerate(examples):
-        if not isinstance(att, torch.Tensor) or att.dim() != 4 or att.shape[-1] != att.shape[-2]:
-            got = tuple(att.shape) if isinstance(att, torch.Tensor) else type(att).__name__
-            raise ValueError(f"attention must be a (layers, heads, T, T) tensor, got {got} in example {k}")
-        n = att.shape[-1]
-        att = att.detach().float()
-        if exclude is not None and len(exclude[k]):
-            att = att.clone()
-            att[..., list(exclude[k])] = -1.0
-        for q, t in links:
-            if not (0 <= q < n and 0 <= t < n):
-                raise ValueError(f"link ({q}, {t}) in example {k} points outside the {n} positions")
-            hit = (att[:, :, q].argmax(-1) == t).float()
-            hits = hit if hits is None else hits + hit
-            total += 1
-    if total == 0:
-        raise ValueError("examples hold no links: nothing to score")
-    return hits / total

@@ -15,9 +15,8 @@ folder that `transformers` loads with `from_pretrained`.
 
 from __future__ import annotations
 
-import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -25,6 +24,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from .dropout import Dropout
+from .hf_export import write_folder
+from .modeling import IGNORE_INDEX, ModelOutput, check_attention_mask, check_input_ids, check_targets
+from .tokenizers import WordPieceTokenizer
 from .transformer import Encoder, check_config_sizes
 
 __all__ = ["BertConfig", "Bert", "BertOutput", "mask_tokens", "to_hf_state_dict", "from_hf_state_dict",
@@ -35,17 +37,17 @@ __all__ = ["BertConfig", "Bert", "BertOutput", "mask_tokens", "to_hf_state_dict"
 class BertConfig:
     """Sizes of a BERT model. Introduced in chapter 05_bert."""
 
-    vocab_size: int
-    d_model: int = 64
-    n_layers: int = 2
-    n_heads: int = 4
-    d_ff: int = 256
-    max_len: int = 128
-    type_vocab_size: int = 2
-    dropout: float = 0.1
-    eps: float = 1e-12
-    pad_id: int = 0
-    n_labels: int = 2  # classification head (fine-tuning)
+    vocab_size: int  # number of token ids
+    d_model: int = 64  # width of every token's vector
+    n_layers: int = 2  # encoder layers
+    n_heads: int = 4  # attention heads per layer (d_model must divide by it)
+    d_ff: int = 256  # feed-forward width (BERT: 4 * d_model)
+    max_len: int = 128  # positions in the position table: the longest input
+    type_vocab_size: int = 2  # segments: sentence A and sentence B
+    dropout: float = 0.1  # on embeddings, attention weights, residual branches, classifier input
+    eps: float = 1e-12  # LayerNorm epsilon (the original's)
+    pad_id: int = 0  # the padding token: attention_mask defaults to input_ids != pad_id
+    n_labels: int = 2  # classes of the classification head (fine-tuning)
 
     def __post_init__(self) -> None:
         check_config_sizes(self, ("vocab_size", "d_model", "n_layers", "n_heads", "d_ff", "max_len",
@@ -53,22 +55,28 @@ class BertConfig:
         if not 0 <= self.pad_id < self.vocab_size:
             raise ValueError(f"BertConfig.pad_id must be an id in [0, {self.vocab_size}), got {self.pad_id}")
 
+    @classmethod
+    def tiny(cls, vocab_size: int = 11, **changes) -> BertConfig:
+        """A model small enough for a unit test (thousands of parameters)."""
+        return cls(**{"vocab_size": vocab_size, "d_model": 16, "n_layers": 2, "n_heads": 2, "d_ff": 32,
+                      "max_len": 16, "dropout": 0.0, **changes})
+
 
 @dataclass
-class BertOutput:
-    """What `Bert.forward` returns. Introduced in chapter 05_bert."""
+class BertOutput(ModelOutput):
+    """What `Bert.forward` returns: `modeling.ModelOutput`, whose logits are the masked-language
+    model's (batch, T, vocab), None when that head is not asked for; last_hidden_state is the
+    last layer's output. Introduced in chapter 05_bert."""
 
-    hidden_states: torch.Tensor  # (batch, T, d_model), last layer
-    pooled: torch.Tensor  # (batch, d_model): tanh(dense([CLS]))
-    mlm_logits: torch.Tensor | None = None  # (batch, T, vocab)
+    pooler_output: torch.Tensor | None = None  # (batch, d_model): tanh(dense([CLS])), Hugging Face's name
     nsp_logits: torch.Tensor | None = None  # (batch, 2): 0 = is next, 1 = random (HF convention)
     class_logits: torch.Tensor | None = None  # (batch, n_labels)
-    loss: torch.Tensor | None = None
-    attentions: list | None = None  # per layer (batch, heads, T, T)
 
 
 class Bert(nn.Module):
     """BERT encoder with MLM, NSP and classification heads. Introduced in chapter 05_bert."""
+
+    ignore_index = IGNORE_INDEX  # MLM targets equal to it are not predicted
 
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
@@ -110,68 +118,57 @@ class Bert(nn.Module):
 
     def _check(self, input_ids, segment_ids, attention_mask):
         c = self.config
-        if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2 or input_ids.dtype != torch.long:
-            got = f"{input_ids.dtype} {tuple(input_ids.shape)}" if isinstance(input_ids, torch.Tensor) else type(input_ids).__name__
-            raise ValueError(f"input_ids must be a (batch, seq) tensor of token ids (torch.long), got {got}")
+        check_input_ids(input_ids, "input_ids", c.vocab_size)
         if input_ids.shape[1] > c.max_len:
             raise ValueError(f"input_ids has {input_ids.shape[1]} positions, more than the position "
                              f"table's max_len={c.max_len}; truncate the sequences")
-        # A meta tensor (a shape-only run, e.g. the device tests) has no values to check.
-        has_values = input_ids.device.type != "meta"
-        if has_values and input_ids.numel() and (int(input_ids.min()) < 0 or int(input_ids.max()) >= c.vocab_size):
-            raise ValueError(f"input_ids holds ids outside [0, {c.vocab_size})")
         if segment_ids is None:
             segment_ids = torch.zeros_like(input_ids)
         if not isinstance(segment_ids, torch.Tensor) or segment_ids.shape != input_ids.shape:
             got = tuple(segment_ids.shape) if isinstance(segment_ids, torch.Tensor) else type(segment_ids).__name__
             raise ValueError(f"segment_ids must have the shape of input_ids {tuple(input_ids.shape)}, got {got}")
-        if has_values and segment_ids.numel() and (int(segment_ids.min()) < 0 or int(segment_ids.max()) >= c.type_vocab_size):
+        # A meta tensor (a shape-only run, e.g. the device tests) has no values to check.
+        if segment_ids.device.type != "meta" and segment_ids.numel() and (
+                int(segment_ids.min()) < 0 or int(segment_ids.max()) >= c.type_vocab_size):
             raise ValueError(f"segment_ids must be in [0, {c.type_vocab_size}), got values "
                              f"{sorted(set(segment_ids.unique().tolist()))}")
         if attention_mask is None:
             attention_mask = input_ids != c.pad_id
-        if not isinstance(attention_mask, torch.Tensor) or attention_mask.shape != input_ids.shape:
-            raise ValueError(f"attention_mask must be a bool tensor shaped like input_ids {tuple(input_ids.shape)}")
-        return segment_ids.long(), attention_mask.bool()
+        return segment_ids.long(), check_attention_mask(attention_mask, tuple(input_ids.shape))
 
     def forward(self, input_ids: torch.Tensor, segment_ids: torch.Tensor | None = None,
-                attention_mask: torch.Tensor | None = None, mlm_labels: torch.Tensor | None = None,
-                nsp_labels: torch.Tensor | None = None, class_labels: torch.Tensor | None = None,
+                attention_mask: torch.Tensor | None = None, targets: torch.Tensor | None = None,
+                nsp_labels: torch.Tensor | None = None, labels: torch.Tensor | None = None,
                 heads: tuple[str, ...] = ("mlm", "nsp"), need_weights: bool = False) -> BertOutput:
-        """attention_mask: True at real tokens (default: input_ids != pad_id). Labels: mlm
-        (batch, T) with -100 where nothing is predicted; nsp (batch,) 0 = is next, 1 = random;
-        class (batch,). The loss is the sum of the given heads' losses (L_MLM + L_NSP)."""
+        """attention_mask: (batch, T) bool, True at real tokens (default: input_ids != pad_id).
+        targets: the masked-language model's, (batch, T), -100 where nothing is predicted;
+        nsp_labels (batch,): 0 = is next, 1 = random; labels (batch,): classes for the
+        classification head ("cls"). The loss is the sum of the given heads' losses
+        (L_MLM + L_NSP in pretraining)."""
         segment_ids, keep = self._check(input_ids, segment_ids, attention_mask)
         unknown = set(heads) - {"mlm", "nsp", "cls"}
         if unknown:
             raise ValueError(f"heads must be among ('mlm', 'nsp', 'cls'), got {sorted(unknown)}")
         x = self.embed(input_ids, segment_ids)
-        h, attentions = self.encoder(x, key_padding_mask=keep, need_weights=need_weights)
+        h, attentions = self.encoder(x, key_mask=keep, need_weights=need_weights)
         pooled = torch.tanh(self.pooler(h[:, 0]))
-        out = BertOutput(h, pooled, attentions=attentions if need_weights else None)
-        losses = []
-        if "mlm" in heads or mlm_labels is not None:
+        out = BertOutput(attentions=attentions if need_weights else None, last_hidden_state=h,
+                         pooler_output=pooled)
+        batch, losses = (input_ids.shape[0],), []
+        if "mlm" in heads or targets is not None:
             t = self.mlm_norm(F.gelu(self.mlm_dense(h)))
-            out.mlm_logits = t @ self.tok_emb.weight.T + self.mlm_bias  # tied with the embeddings
-            if mlm_labels is not None:
-                if mlm_labels.shape != input_ids.shape:
-                    raise ValueError(f"mlm_labels must have the shape of input_ids {tuple(input_ids.shape)}, "
-                                     f"got {tuple(mlm_labels.shape)}")
-                losses.append(F.cross_entropy(out.mlm_logits.flatten(0, 1), mlm_labels.flatten(), ignore_index=-100))
+            out.logits = t @ self.tok_emb.weight.T + self.mlm_bias  # tied with the embeddings
+            if targets is not None:
+                check_targets(targets, tuple(input_ids.shape))
+                losses.append(F.cross_entropy(out.logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX))
         if "nsp" in heads or nsp_labels is not None:
             out.nsp_logits = self.nsp_head(pooled)
             if nsp_labels is not None:
-                if nsp_labels.shape != (input_ids.shape[0],):
-                    raise ValueError(f"nsp_labels must have shape (batch,) = ({input_ids.shape[0]},), "
-                                     f"got {tuple(nsp_labels.shape)}")
-                losses.append(F.cross_entropy(out.nsp_logits, nsp_labels))
-        if "cls" in heads or class_labels is not None:
+                losses.append(F.cross_entropy(out.nsp_logits, check_targets(nsp_labels, batch, "nsp_labels")))
+        if "cls" in heads or labels is not None:
             out.class_logits = self.cls_head(self.drop(pooled))
-            if class_labels is not None:
-                if class_labels.shape != (input_ids.shape[0],):
-                    raise ValueError(f"class_labels must have shape (batch,) = ({input_ids.shape[0]},), "
-                                     f"got {tuple(class_labels.shape)}")
-                losses.append(F.cross_entropy(out.class_logits, class_labels))
+            if labels is not None:
+                losses.append(F.cross_entropy(out.class_logits, check_targets(labels, batch, "labels")))
         if losses:
             out.loss = torch.stack(losses).sum()
         return out
@@ -285,21 +282,13 @@ def hf_config(config: BertConfig) -> dict:
             "layer_norm_eps": config.eps, "pad_token_id": config.pad_id, "tie_word_embeddings": True}
 
 
-def save_pretrained(model: Bert, folder: str | os.PathLike, vocab: list[str] | None = None) -> Path:
-    """Write config.json, model.safetensors (and vocab.txt) that `transformers` loads with
-    `BertForPreTraining.from_pretrained(folder)`. Introduced in chapter 05_bert."""
-    from safetensors.torch import save_file
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "config.json").write_text(json.dumps(hf_config(model.config), indent=2), encoding="utf-8")
+def save_pretrained(model: Bert, folder: str | os.PathLike, tokenizer: WordPieceTokenizer | None = None) -> Path:
+    """Write a folder that `transformers` loads with `BertForPreTraining.from_pretrained(folder)`
+    and, with the tokenizer, runs in `pipeline("fill-mask", model=folder)`. Introduced in
+    chapter 05_bert."""
+    if tokenizer is not None and not isinstance(tokenizer, WordPieceTokenizer):
+        raise TypeError(f"tokenizer must be a WordPieceTokenizer (BERT's vocab.txt), got {type(tokenizer).__name__}")
     state = to_hf_state_dict(model)
     state.pop("cls.predictions.decoder.weight")  # tied to the word embeddings: stored once
     state.pop("cls.predictions.decoder.bias")  # the same tensor as cls.predictions.bias
-    save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
-    if vocab is not None:
-        if len(vocab) != model.config.vocab_size:
-            raise ValueError(f"vocab has {len(vocab)} tokens, the model {model.config.vocab_size}")
-        (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
-    (folder / "lmbook_config.json").write_text(json.dumps(asdict(model.config)), encoding="utf-8")
-    return folder
+    return write_folder(folder, hf_config(model.config), state, tokenizer, model.config.max_len)

@@ -1,6 +1,6 @@
 """Real text that works offline, the reader's own text files, and batches for neural LMs.
 
-Introduced in chapter 00_introduction (text) and chapter 02_neural_lm (blocks and batches).
+Introduced in chapter 00_introduction (text) and chapter 06_gpt (batches).
 
 - `python_docs_text()`: human-written English that every Python installation ships, the
   Python Language Reference topics in ``pydoc_data.topics`` (the text behind ``help("if")``),
@@ -10,8 +10,6 @@ Introduced in chapter 00_introduction (text) and chapter 02_neural_lm (blocks an
   environment: NLTK ships no corpora, other packages ship only short license files.
 - `download()`: for readers who want bigger corpora; it checks a SHA-256 and caches. The book
   itself never downloads anything.
-- `TokenBlockDataset` + `batches()`: (x, y) windows of a token stream, y shifted by one,
-  served in a seeded, reproducible order (Bengio et al. 2003 train on such windows).
 - `SequenceDataset` + `batches()`: whole sequences (a story, a prompt) as (x, y), padded per
   batch; padded targets are -100, which cross-entropy ignores (chapter 06_gpt).
 - `unseen_items()`: the test inputs never seen in training, for supervised and few-shot results.
@@ -20,9 +18,7 @@ Introduced in chapter 00_introduction (text) and chapter 02_neural_lm (blocks an
 from __future__ import annotations
 
 import hashlib
-import math
 import os
-import random
 import re
 import tempfile
 import textwrap
@@ -34,9 +30,6 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-# Public corpora with verified checksums: name -> (url, sha256). Deliberately empty: we list a
-# corpus only once its SHA-256 has been checked against the file; call download() with yours.
-CORPORA: dict[str, tuple[str, str]] = {}
 CACHE_ENV_VAR = "LMBOOK_CACHE"
 
 
@@ -101,7 +94,7 @@ def download(url: str, sha256: str, cache_dir: str | os.PathLike | None = None,
              filename: str | None = None) -> Path:
     """Fetch `url` into the cache once and return its path; the SHA-256 must match.
 
-    Introduced in chapter 10_practice. Cache: `cache_dir`, else $LMBOOK_CACHE, else
+    Introduced in chapter 00_introduction. Cache: `cache_dir`, else $LMBOOK_CACHE, else
     ~/.cache/lmbook. The file is written to a temporary name and renamed when complete and
     verified, so an interrupted download never leaves a half file under the final name.
     """
@@ -135,39 +128,6 @@ def download(url: str, sha256: str, cache_dir: str | os.PathLike | None = None,
     return target
 
 
-def split_items(items: Sequence, fractions: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0,
-                shuffle: bool = True) -> tuple[list, ...]:
-    """Split `items` into len(fractions) parts (e.g. train / validation / test).
-
-    Introduced in chapter 01_ngram. Part boundaries are round(n * cumulative fraction).
-    ``shuffle=False`` keeps the order (slices of `items`, so a str gives str parts);
-    otherwise items are shuffled with ``random.Random(seed)`` and parts are lists.
-    """
-    if isinstance(items, (str, bytes)) and shuffle:
-        raise TypeError("items is a str: shuffling would scramble its characters; pass a list "
-                        "of sentences/documents, or shuffle=False for contiguous parts")
-    if not isinstance(items, Sequence):
-        raise TypeError(f"items must be a sequence (list, tuple, str), got {type(items).__name__}")
-    fr = list(fractions) if isinstance(fractions, Sequence) else None
-    if not fr or not all(isinstance(f, (int, float)) and not isinstance(f, bool) and f > 0
-                         for f in fr) or not math.isclose(sum(fr), 1.0, abs_tol=1e-9):
-        raise ValueError(f"fractions must be positive numbers that sum to 1, got {fractions!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
-    n = len(items)
-    order = list(range(n))
-    if shuffle:
-        random.Random(seed).shuffle(order)
-    cuts = [0] + [round(n * sum(fr[:k + 1])) for k in range(len(fr) - 1)] + [n]
-    sizes = [b - a for a, b in zip(cuts, cuts[1:])]
-    if min(sizes) == 0:
-        raise ValueError(f"items has {n} entries, too few for fractions {tuple(fr)}: part sizes "
-                         f"would be {sizes}")
-    if not shuffle:
-        return tuple(items[a:b] for a, b in zip(cuts, cuts[1:]))
-    return tuple([items[i] for i in order[a:b]] for a, b in zip(cuts, cuts[1:]))
-
-
 def unseen_items(items: Sequence, training: Sequence, key: Callable[[Any], Any] | None = None) -> list:
     """The items whose key never occurs in `training`: a held-out set of inputs never seen.
 
@@ -188,39 +148,6 @@ def unseen_items(items: Sequence, training: Sequence, key: Callable[[Any], Any] 
         return [item for item in items if key(item) not in seen]
     except TypeError as error:  # an unhashable key
         raise TypeError(f"key must return something hashable (a str, a tuple): {error}") from None
-
-
-class TokenBlockDataset(Dataset):
-    """Windows of a token stream: x = ids[s : s+block_size], y = ids[s+1 : s+block_size+1].
-
-    Introduced in chapter 02_neural_lm. Window starts are 0, stride, 2*stride, ... (stride
-    defaults to block_size: windows do not overlap, every token is a target once).
-    """
-
-    def __init__(self, ids: torch.Tensor, block_size: int, stride: int | None = None) -> None:
-        if not isinstance(ids, torch.Tensor) or ids.dim() != 1 or ids.dtype != torch.long:
-            raise TypeError("ids must be a 1-D torch.long tensor of token ids, got "
-                            f"{type(ids).__name__}"
-                            f"{f' of dtype {ids.dtype} and shape {tuple(ids.shape)}' if isinstance(ids, torch.Tensor) else ''}")
-        if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
-            raise ValueError(f"block_size must be an int >= 1, got {block_size!r}")
-        stride = block_size if stride is None else stride
-        if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:
-            raise ValueError(f"stride must be an int >= 1 or None, got {stride!r}")
-        if len(ids) < block_size + 1:
-            raise ValueError(f"block_size must be < len(ids) = {len(ids)} (a window needs "
-                             f"block_size + 1 tokens), got {block_size}")
-        self.ids, self.block_size, self.stride = ids, block_size, stride
-
-    def __len__(self) -> int:
-        return (len(self.ids) - self.block_size - 1) // self.stride + 1
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        if not -len(self) <= i < len(self):
-            raise IndexError(f"index {i} out of range for {len(self)} windows")
-        s = (i % len(self)) * self.stride
-        chunk = self.ids[s:s + self.block_size + 1]
-        return chunk[:-1], chunk[1:]
 
 
 class SequenceDataset(Dataset):
@@ -289,7 +216,7 @@ def batches(dataset: Dataset, batch_size: int, seed: int = 0, shuffle: bool = Tr
             drop_last: bool = False) -> DataLoader:
     """A re-iterable DataLoader with a seeded order: each pass is a new, reproducible epoch.
 
-    Introduced in chapter 02_neural_lm. Batches are [x, y] with shapes (B, T). Use
+    Introduced in chapter 06_gpt. Batches are [x, y] with shapes (B, T). Use
     ``shuffle=False`` for held-out data, so every evaluation sees the same batches.
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:

@@ -1,4 +1,4 @@
-"""Few-shot prompts of toy-world tasks, their best possible accuracy, and induction scores.
+"""Few-shot prompts of toy-world tasks and their best possible accuracy.
 
 Introduced in chapter 06_gpt, for in-context learning in miniature (Brown et al. 2020). A
 prompt is k solved examples and a query, ``x1 y1 ; x2 y2 ; ... ; xq``, and the model must
@@ -16,8 +16,8 @@ query may repeat an example. Three tasks, chosen to separate the two things a pr
   *task learning*.
 
 `optimal_accuracy` is what a reader who knows every word and the rules of the game achieves,
-the ceiling to set a model against; `induction_scores` measures the copying heads of Olsson
-et al. (2022) on repeated random tokens.
+the ceiling to set a model against; `repeated_sequences` are the data that grow copying heads
+(`probes.induction_scores` measures them).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import torch
 from .toyworld import ANIMALS, THINGS
 
 __all__ = ["TASKS", "LABELS", "FewShotPrompt", "few_shot_prompts", "optimal_accuracy", "vocabulary",
-           "accuracy", "repeated_sequences", "induction_scores"]
+           "accuracy", "repeated_sequences"]
 
 TASKS = ("translate", "measure_word", "arbitrary_labels")
 LABELS = ("foo", "bar", "baz", "qux")
@@ -128,25 +128,31 @@ def accuracy(model: torch.nn.Module, prompts: list[FewShotPrompt], token_to_id, 
              batch_size: int = 256) -> float:
     """Share of prompts whose most likely next token (over the whole vocabulary) is the answer.
 
-    Introduced in chapter 06_gpt. `model(ids).logits` must be (batch, T, vocab); token_to_id
-    maps a token to its id; bos_id, if given, is put before every prompt."""
+    Introduced in chapter 06_gpt. The model follows `modeling`'s contract:
+    `model(input_ids, attention_mask=...)` with left-padded prompts (True at real tokens),
+    `.logits` (batch, T, vocab). token_to_id maps a token to its id; bos_id, if given, is put
+    before every prompt. Prompts are batched by length, longest first, so a batch holds little
+    padding."""
     if not prompts or not all(isinstance(p, FewShotPrompt) for p in prompts):
         raise ValueError("prompts must be a non-empty list of FewShotPrompt")
     if not callable(token_to_id):
         raise TypeError(f"token_to_id must be callable (token -> id), got {type(token_to_id).__name__}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    by_length: dict[int, list[FewShotPrompt]] = {}
-    for p in prompts:
-        by_length.setdefault(len(p.tokens), []).append(p)
+    ordered = sorted(prompts, key=lambda p: -len(p.tokens))
     correct = 0
-    for group in by_length.values():
-        for i in range(0, len(group), batch_size):
-            chunk = group[i:i + batch_size]
-            ids = [([bos_id] if bos_id is not None else []) + [token_to_id(t) for t in p.tokens] for p in chunk]
-            pred = model(torch.tensor(ids, device=device)).logits[:, -1].argmax(-1).tolist()
-            correct += sum(int(a == token_to_id(p.answer)) for a, p in zip(pred, chunk))
+    for i in range(0, len(ordered), batch_size):
+        chunk = ordered[i:i + batch_size]
+        rows = [([bos_id] if bos_id is not None else []) + [token_to_id(t) for t in p.tokens] for p in chunk]
+        width = max(map(len, rows))
+        ids = torch.tensor([[0] * (width - len(r)) + r for r in rows], device=device)  # left padding
+        keep = None if all(len(r) == width for r in rows) else torch.tensor(
+            [[False] * (width - len(r)) + [True] * len(r) for r in rows], device=device)
+        pred = model(ids, attention_mask=keep).logits[:, -1].argmax(-1).tolist()
+        correct += sum(int(a == token_to_id(p.answer)) for a, p in zip(pred, chunk))
     model.train(was_training)
     return correct / len(prompts)
 
@@ -169,33 +175,3 @@ def repeated_sequences(n: int, token_ids: list[int], length: int = 10, max_gap: 
         r = [rng.choice(pool) for _ in range(length)]
         out.append(r + [rng.choice(pool) for _ in range(rng.randint(0, max_gap))] + r)
     return out
-
-
-@torch.no_grad()
-def induction_scores(model: torch.nn.Module, token_ids: list[int], length: int = 20, n: int = 32,
-                     bos_id: int | None = None, seed: int = 0) -> torch.Tensor:
-    """(layers, heads): mean attention from each token of a repeated random sequence to the
-    token right after its first occurrence (Olsson et al. 2022). Introduced in chapter 06_gpt.
-
-    Sequences are [bos] r r, with r `length` tokens drawn from token_ids; a pure induction head
-    scores 1, a head that attends uniformly about 1/(position). The sequences are drawn on the
-    CPU and moved to the model's device, so one seed gives the same sequences on every device;
-    the scores, a small table to print, are returned on the CPU."""
-    if isinstance(length, bool) or not isinstance(length, int) or length < 2:
-        raise ValueError(f"length must be an int >= 2, got {length!r}")
-    if not token_ids or len(set(token_ids)) < 2:
-        raise ValueError("token_ids must hold at least 2 distinct ids to draw from")
-    gen = torch.Generator().manual_seed(seed)
-    pool = torch.tensor(sorted(set(token_ids)))
-    r = pool[torch.randint(len(pool), (n, length), generator=gen)]
-    parts = ([torch.full((n, 1), bos_id)] if bos_id is not None else []) + [r, r]
-    ids = torch.cat(parts, dim=1).to(next(model.parameters()).device)
-    was_training = model.training
-    model.eval()
-    attentions = model(ids, need_weights=True).attentions
-    model.train(was_training)
-    off = 1 if bos_id is not None else 0
-    # every token of the second copy, on the device of the weights it indexes
-    queries = torch.arange(off + length, off + 2 * length, device=attentions[0].device)
-    targets = queries - length + 1  # the token after the same token's first occurrence
-    return torch.stack([a[:, :, queries, targets].mean(dim=(0, 2)) for a in attentions]).cpu()

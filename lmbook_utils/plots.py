@@ -104,7 +104,7 @@ def plot_losses(curves: Any, ax: Any = None, title: str | None = None, logy: boo
                 xlabel: str = "step", ylabel: str = "loss (nats per token)") -> Figure:
     """Loss curves: a `train.History` (train vs held-out) or a dict of named series.
 
-    Introduced in chapter 02_neural_lm. A dict maps a name to ys (x = 1, 2, ...) or to (xs, ys).
+    Introduced in chapter 03_attention (`History.plot`). A dict maps a name to ys (x = 1, 2, ...) or to (xs, ys).
     A series with a single point is drawn as a marker. `logy` puts the loss on a log scale,
     which shows the late, slow part of training.
     """

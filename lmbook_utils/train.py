@@ -1,6 +1,6 @@
 """The one training loop of the book: AdamW, warmup + cosine schedule, clipping, evaluation.
 
-Introduced in chapter 02_neural_lm and reused by every later chapter. Like minGPT's trainer it
+Introduced in chapter 03_attention and reused by every later chapter. Like minGPT's trainer it
 knows nothing about the model: a batch goes in, a scalar loss comes out, and everything else
 (plots, checks, early printing) talks to it through callbacks. The schedule is the one of
 GPT-2/GPT-3 (Radford et al. 2019; Brown et al. 2020): linear warmup, then cosine decay
@@ -28,10 +28,7 @@ printed per evaluation. The train loss shown is the mean of the last `eval_every
 
 from __future__ import annotations
 
-import inspect
 import math
-import sys
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -40,13 +37,15 @@ import torch
 from torch import nn
 
 from .repro import get_device, set_seed
+from .train_batches import _compute_loss, _count_tokens, _default_loss, _find, _rows, _to_device, count_targets
+from .train_progress import _Progress
 
 AMP_MODES = ("auto", "off", "bf16", "fp16")
 
 
 @dataclass
 class TrainConfig:
-    """Hyperparameters of `train`. Introduced in chapter 02_neural_lm."""
+    """Hyperparameters of `train`. Introduced in chapter 03_attention."""
 
     max_steps: int = 1000  # optimizer updates in total
     lr: float = 1e-3  # peak learning rate, reached at the end of warmup
@@ -109,7 +108,7 @@ class TrainConfig:
 def lr_at(step: int, config: TrainConfig) -> float:
     """Learning rate of update `step` (0-based): linear warmup, then cosine down to min_lr.
 
-    Introduced in chapter 02_neural_lm. With t = step + 1 updates done and W warmup steps,
+    Introduced in chapter 03_attention. With t = step + 1 updates done and W warmup steps,
     lr_t = lr * t / W for t <= W, then min_lr + (lr - min_lr) * (1 + cos(pi (t-W)/(T-W))) / 2,
     so the last warmup step uses exactly lr and the last step (t = T) exactly min_lr.
     """
@@ -169,7 +168,7 @@ class History:
 
 @dataclass
 class TrainState:
-    """What a callback sees. Introduced in chapter 02_neural_lm."""
+    """What a callback sees. Introduced in chapter 03_attention."""
 
     step: int  # updates done so far
     max_steps: int
@@ -179,158 +178,6 @@ class TrainState:
     model: nn.Module
     history: History
     eval_loss: float | None = None  # set in on_eval
-
-
-# ---- distributed hooks -------------------------------------------------------------------
-# Single-process today. For DistributedDataParallel (torchrun) only these four change:
-# `_wrap_model` returns DDP(model, device_ids=[local_rank]) after init_process_group,
-# `_shard` gives each rank every world_size-th batch (or a DistributedSampler's loader),
-# `_is_main_process` is rank == 0 (only it prints and calls callbacks), and `_world_size`
-# scales the token count. Chapters keep calling train(...) unchanged.
-def _wrap_model(model: nn.Module, device: torch.device) -> nn.Module:
-    return model
-
-
-def _shard(data: Iterable) -> Iterable:
-    return data
-
-
-def _is_main_process() -> bool:
-    return True
-
-
-def _world_size() -> int:
-    return 1
-
-
-# ---- batches and losses ------------------------------------------------------------------
-def _to_device(batch: Any, device: torch.device) -> Any:
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device)
-    if isinstance(batch, Mapping):
-        return {k: _to_device(v, device) for k, v in batch.items()}
-    if isinstance(batch, (tuple, list)):
-        return type(batch)(_to_device(v, device) for v in batch)
-    return batch
-
-
-TARGET_NAMES = ("targets", "labels", "mlm_labels", "tgt_out")  # what the book's models call them
-IGNORE_INDEX = -100  # cross-entropy's default: targets equal to it are not predicted
-
-
-def _find(model: nn.Module, attribute: str) -> Any:
-    """The first non-None `attribute` of the model, its config, or a submodule's (wrappers)."""
-    for module in model.modules():
-        for owner in (module, getattr(module, "config", None)):
-            value = getattr(owner, attribute, None) if owner is not None else None
-            if value is not None and not isinstance(value, nn.Module):
-                return value
-    return None
-
-
-def _input_ids(batch: Any) -> torch.Tensor | None:
-    if isinstance(batch, Mapping):
-        first = next((batch[k] for k in ("ids", "input_ids") if k in batch), None)
-    elif isinstance(batch, (tuple, list)):
-        first = batch[0] if batch else None
-    else:
-        first = batch
-    if isinstance(first, torch.Tensor) and not first.is_floating_point() and first.dtype != torch.bool:
-        return first
-    return None
-
-
-def _count_tokens(batch: Any, pad_id: int | None = None) -> int | None:
-    """Number of real input token ids in a batch (not `pad_id`), or None when the input is not
-    token ids."""
-    ids = _input_ids(batch)
-    if ids is None:
-        return None
-    return ids.numel() if pad_id is None else int((ids != pad_id).sum())
-
-
-def _targets(model: nn.Module, batch: Any) -> torch.Tensor | None:
-    """The batch's targets: the entry named as in TARGET_NAMES, by key (a dict batch) or by the
-    position of that name in the model's forward signature (a tuple batch); None if absent."""
-    if isinstance(batch, Mapping):
-        return next((batch[k] for k in TARGET_NAMES if isinstance(batch.get(k), torch.Tensor)), None)
-    if not isinstance(batch, (tuple, list)):
-        return None
-    try:
-        names = list(inspect.signature(model.forward).parameters)
-    except (TypeError, ValueError):
-        return None
-    for name in TARGET_NAMES:
-        if name in names and names.index(name) < len(batch):
-            value = batch[names.index(name)]
-            return value if isinstance(value, torch.Tensor) else None
-    return None
-
-
-def count_targets(model: nn.Module, batch: Any) -> int | None:
-    """How many targets the batch asks the model to predict, or None when it has none we can find.
-
-    Integer targets equal to the ignore index (-100, or the model's `ignore_index`, e.g. the
-    Transformer's padding id) do not count; float targets (a regression) all count."""
-    target = _targets(model, batch)
-    if target is None:
-        return None
-    if target.is_floating_point():
-        return target.numel()
-    ignore = _find(model, "ignore_index")
-    return int((target != (IGNORE_INDEX if ignore is None else ignore)).sum())
-
-
-def _rows(batch: Any) -> int:
-    first = _input_ids(batch)
-    if first is None:
-        tensors = list(batch.values()) if isinstance(batch, Mapping) else (
-            list(batch) if isinstance(batch, (tuple, list)) else [batch])
-        first = next((t for t in tensors if isinstance(t, torch.Tensor) and t.dim() > 0), None)
-    if first is None:
-        raise ValueError("cannot weigh a batch without tensors: return (loss, n_targets) from loss_fn")
-    return first.shape[0]
-
-
-def _default_loss(model: nn.Module, batch: Any) -> torch.Tensor:
-    if isinstance(batch, Mapping):
-        out = model(**batch)
-    elif isinstance(batch, (tuple, list)):
-        out = model(*batch)
-    else:
-        out = model(batch)
-    loss = out.get("loss") if isinstance(out, Mapping) else getattr(out, "loss", None)
-    if loss is None:
-        raise ValueError(f"the model returned {type(out).__name__} without a .loss; pass targets "
-                         "in each batch (e.g. (ids, targets)) or give train(..., loss_fn=...) "
-                         "a function (model, batch) -> scalar loss")
-    return loss
-
-
-def _compute_loss(loss_fn: Callable, model: nn.Module, batch: Any, step: int
-                  ) -> tuple[torch.Tensor, int | None]:
-    """(scalar loss, number of targets if the loss function said it, else None)."""
-    loss, count = loss_fn(model, batch), None
-    if isinstance(loss, tuple) and len(loss) == 2:
-        loss, count = loss
-        if isinstance(count, torch.Tensor):
-            count = int(count)
-        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-            raise ValueError(f"loss_fn returned (loss, n_targets) with n_targets={count!r}; "
-                             "expected an int >= 0")
-    if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-        raise ValueError(f"the loss must be a scalar tensor, got {type(loss).__name__}"
-                         f"{' of shape ' + str(tuple(loss.shape)) if isinstance(loss, torch.Tensor) else ''}")
-    if not torch.isfinite(loss.detach()).all():
-        n = count if count is not None else count_targets(model, batch)
-        where = f"at step {step}" if step > 0 else "in evaluation"
-        if n == 0:
-            raise ValueError(f"a batch {where} has no target to predict (every target equals the "
-                             "ignore index), so its mean loss is 0/0: drop such batches or "
-                             "check how the targets are built")
-        raise FloatingPointError(f"the loss is {loss.item()} {where}; try a lower "
-                                 "TrainConfig.lr or grad_clip")
-    return loss.reshape(()), count
 
 
 def _cycle(data: Iterable, name: str):
@@ -380,64 +227,6 @@ def evaluate(model: nn.Module, data: Iterable, loss_fn: Callable | None = None,
     if n == 0:
         raise ValueError("eval_data yielded no batches")
     return total / weight
-
-
-# ---- progress ----------------------------------------------------------------------------
-def _in_notebook() -> bool:
-    shell = sys.modules.get("IPython") and sys.modules["IPython"].get_ipython()
-    return bool(shell) and hasattr(shell, "kernel")
-
-
-class _Text:
-    """Shows as plain text (no quotes) in Jupyter."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-
-    def __repr__(self) -> str:
-        return self.text
-
-
-class _Progress:
-    """One live line in Jupyter, a few printed lines elsewhere; the final line has no timings."""
-
-    def __init__(self, max_steps: int, enabled: bool, window: int, notebook: bool | None = None,
-                 display: Callable | None = None, write: Callable[[str], None] = print) -> None:
-        self.max_steps, self.enabled, self.write = max_steps, enabled, write
-        self.notebook = _in_notebook() if notebook is None else notebook
-        self.every = max(1, max_steps // 50)
-        self.pending: deque[float] = deque(maxlen=window)  # the last `window` train losses
-        self.handle = None
-        if enabled and self.notebook:
-            if display is None:
-                from IPython.display import display
-            self.handle = display(_Text(""), display_id=True)
-
-    def line(self, step: int, eval_loss: float | None) -> str:
-        text = f"step {step}/{self.max_steps}"
-        if self.pending:
-            text += f" · train loss {sum(self.pending) / len(self.pending):.3f}"
-        if eval_loss is not None:
-            text += f" · held-out loss {eval_loss:.3f}"
-        return text
-
-    def step(self, step: int, loss: float) -> None:
-        self.pending.append(loss)
-        if self.handle is not None and (step % self.every == 0):
-            filled = round(20 * step / self.max_steps)
-            bar = "[" + "#" * filled + "-" * (20 - filled) + "] "
-            self.handle.update(_Text(bar + self.line(step, None)))
-
-    def eval(self, step: int, eval_loss: float, final: bool) -> None:
-        if self.enabled and not self.notebook and not final:
-            self.write(self.line(step, eval_loss))
-
-    def end(self, step: int, eval_loss: float | None) -> None:
-        if not self.enabled:
-            return
-        if self.handle is not None:
-            self.handle.update(_Text(""))  # back to what nbval recorded when it was displayed
-        self.write(self.line(step, eval_loss))
 
 
 # ---- the loop ----------------------------------------------------------------------------
@@ -517,25 +306,23 @@ def train(model: nn.Module, train_data: Iterable, config: TrainConfig,
     device = get_device(config.device) if config.device is not None else _model_device(model)
     loss_fn = loss_fn or _default_loss
     model.to(device)
-    net = _wrap_model(model, device)
     optimizer = _adamw(model, config, device)
     amp_dtype, use_scaler = _autocast(config, device)
     scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
     params = [p for p in model.parameters() if p.requires_grad]
     pad_id = _find(model, "pad_id")
     history = History()
-    main = _is_main_process()
-    shown = _Progress(config.max_steps, progress and main, window=config.eval_every)
-    batches = _cycle(_shard(train_data), "train_data")
+    shown = _Progress(config.max_steps, progress, window=config.eval_every)
+    batches = _cycle(train_data, "train_data")
     tokens, eval_loss = 0, None
-    net.train()
+    model.train()
     for step in range(config.max_steps):
         lr = lr_at(step, config)
         for group in optimizer.param_groups:
             group["lr"] = lr
         batch = _to_device(next(batches), device)
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-            loss, _ = _compute_loss(loss_fn, net, batch, step + 1)
+            loss, _ = _compute_loss(loss_fn, model, batch, step + 1)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.unscale_(optimizer)
@@ -550,24 +337,21 @@ def train(model: nn.Module, train_data: Iterable, config: TrainConfig,
         history.lr.append(lr)
         history.grad_norm.append(grad_norm)
         if n_tokens is not None:
-            tokens += n_tokens * _world_size()
+            tokens += n_tokens
             history.tokens.append(tokens)
         shown.step(done, value)
         state = TrainState(done, config.max_steps, value, lr, grad_norm, model, history)
-        if main:
-            _call(callbacks, "on_step", state)
+        _call(callbacks, "on_step", state)
         last = done == config.max_steps
         if eval_data is not None and (done % config.eval_every == 0 or last):
-            eval_loss = evaluate(net, eval_data, loss_fn, config.eval_batches, device)
-            net.train()
+            eval_loss = evaluate(model, eval_data, loss_fn, config.eval_batches, device)
+            model.train()
             history.eval_steps.append(done)
             history.eval_loss.append(eval_loss)
             state.eval_loss = eval_loss
             shown.eval(done, eval_loss, final=last)
-            if main:
-                _call(callbacks, "on_eval", state)
+            _call(callbacks, "on_eval", state)
     model.eval()
     shown.end(config.max_steps, eval_loss)
-    if main:
-        _call(callbacks, "on_end", state)
+    _call(callbacks, "on_end", state)
     return history

@@ -1,4 +1,4 @@
-"""The Transformer (Vaswani et al. 2017): encoder, decoder, encoder-decoder, and decoding.
+"""The Transformer (Vaswani et al. 2017): encoder, decoder and the encoder-decoder model.
 
 Introduced in chapter 04_transformer, built on `attention.MultiHeadAttention`.
 
@@ -14,7 +14,10 @@ Parity: given the same weights, `Encoder`, `Decoder` and `Transformer` compute w
 torch.nn.TransformerEncoder/Decoder/Transformer compute (both norm placements; tested).
 Note that torch.nn.Transformer always adds a final LayerNorm after both stacks, even post-LN;
 here that is `final_norm`, which defaults to True only for pre-LN, as in the papers.
-Masks follow `attention`: bool, True = may attend; key padding masks are True at real tokens.
+Masks follow `attention`: bool, True = may attend; key masks (`key_mask`, `memory_key_mask`)
+are True at real tokens, the opposite of PyTorch's `key_padding_mask`. The model follows
+`modeling`'s contract and is `decoding.Decodable` (translate with `decoding.generate` or
+`decoding.beam_search`, bos_id=...).
 """
 
 from __future__ import annotations
@@ -28,10 +31,11 @@ from torch import nn
 
 from .attention import MultiHeadAttention
 from .dropout import Dropout
+from .modeling import ModelOutput, check_input_ids, check_targets
 
 __all__ = ["sinusoidal_positions", "SinusoidalPositions", "LearnedPositions", "FeedForward",
            "EncoderLayer", "DecoderLayer", "Encoder", "Decoder", "Transformer",
-           "copy_from_torch", "greedy_decode", "beam_search"]
+           "TransformerConfig", "Seq2SeqOutput", "copy_from_torch"]
 
 
 def _int(value: object, name: str, low: int = 1) -> int:
@@ -134,9 +138,9 @@ class EncoderLayer(nn.Module):
         self.norm_first = norm_first
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None,
-                key_padding_mask: torch.Tensor | None = None, need_weights: bool = False):
+                key_mask: torch.Tensor | None = None, need_weights: bool = False):
         def sa(h):
-            out, w = self.self_attn(h, mask=mask, key_padding_mask=key_padding_mask, need_weights=need_weights)
+            out, w = self.self_attn(h, mask=mask, key_mask=key_mask, need_weights=need_weights)
             return self.drop1(out), w
 
         if self.norm_first:
@@ -166,16 +170,16 @@ class DecoderLayer(nn.Module):
         self.norm_first = norm_first
 
     def forward(self, x: torch.Tensor, memory: torch.Tensor, mask: torch.Tensor | None = None,
-                key_padding_mask: torch.Tensor | None = None,
-                memory_key_padding_mask: torch.Tensor | None = None, is_causal: bool = True,
+                key_mask: torch.Tensor | None = None,
+                memory_key_mask: torch.Tensor | None = None, is_causal: bool = True,
                 need_weights: bool = False):
         def sa(h):
-            out, w = self.self_attn(h, mask=mask, key_padding_mask=key_padding_mask,
+            out, w = self.self_attn(h, mask=mask, key_mask=key_mask,
                                     is_causal=is_causal, need_weights=need_weights)
             return self.drop1(out), w
 
         def ca(h):
-            out, w = self.cross_attn(h, memory, memory, key_padding_mask=memory_key_padding_mask,
+            out, w = self.cross_attn(h, memory, memory, key_mask=memory_key_mask,
                                      need_weights=need_weights)
             return self.drop2(out), w
 
@@ -209,10 +213,10 @@ class Encoder(nn.Module):
         final_norm = norm_first if final_norm is None else final_norm
         self.norm = nn.LayerNorm(d_model, eps=eps) if final_norm else None
 
-    def forward(self, x, mask=None, key_padding_mask=None, need_weights=False):
+    def forward(self, x, mask=None, key_mask=None, need_weights=False):
         weights = []
         for layer in self.layers:
-            x, w = layer(x, mask, key_padding_mask, need_weights)
+            x, w = layer(x, mask, key_mask, need_weights)
             weights.append(w)
         return (self.norm(x) if self.norm is not None else x), weights
 
@@ -231,11 +235,11 @@ class Decoder(nn.Module):
         final_norm = norm_first if final_norm is None else final_norm
         self.norm = nn.LayerNorm(d_model) if final_norm else None
 
-    def forward(self, x, memory, mask=None, key_padding_mask=None, memory_key_padding_mask=None,
+    def forward(self, x, memory, mask=None, key_mask=None, memory_key_mask=None,
                 is_causal=True, need_weights=False):
         self_w, cross_w = [], []
         for layer in self.layers:
-            x, sw, cw = layer(x, memory, mask, key_padding_mask, memory_key_padding_mask, is_causal,
+            x, sw, cw = layer(x, memory, mask, key_mask, memory_key_mask, is_causal,
                               need_weights)
             self_w.append(sw)
             cross_w.append(cw)
@@ -243,94 +247,132 @@ class Decoder(nn.Module):
 
 
 @dataclass
-class Seq2SeqOutput:
-    """What `Transformer.forward` returns. Introduced in chapter 04_transformer."""
+class Seq2SeqOutput(ModelOutput):
+    """What `Transformer.forward` returns: `modeling.ModelOutput` for the decoder (logits
+    (batch, T_tgt, tgt_vocab); attentions are the decoder's self-attention, Hugging Face's
+    `decoder_attentions`), and the encoder's side. Introduced in chapter 04_transformer."""
 
-    logits: torch.Tensor  # (batch, T_tgt, tgt_vocab)
-    loss: torch.Tensor | None = None
-    encoder_attentions: list | None = None
-    decoder_attentions: list | None = None
-    cross_attentions: list | None = None
+    encoder_attentions: list | None = None  # per layer (batch, heads, T_src, T_src)
+    cross_attentions: list | None = None  # per layer (batch, heads, T_tgt, T_src)
+    encoder_last_hidden_state: torch.Tensor | None = None  # (batch, T_src, d_model): the memory
+
+
+@dataclass
+class TransformerConfig:
+    """Sizes and choices of an encoder-decoder Transformer. Introduced in chapter 04_transformer."""
+
+    src_vocab: int  # source token ids
+    tgt_vocab: int  # target token ids
+    d_model: int = 64  # width of every token's vector
+    n_heads: int = 4  # attention heads per layer (d_model must divide by it)
+    n_layers: int = 2  # layers in the encoder, and in the decoder
+    d_ff: int = 256  # feed-forward width (the paper: 4 * d_model)
+    dropout: float = 0.1  # on embeddings, attention weights, residual branches, feed-forward
+    max_len: int = 128  # the longest source or target sequence
+    positions: str = "sinusoidal"  # "sinusoidal" (the paper) or "learned"
+    norm_first: bool = False  # False: post-LN, as in the paper; True: pre-LN
+    tie_output: bool = True  # the output layer shares the target embedding matrix
+    pad_id: int = 0  # padding in both vocabularies: masked in attention, ignored by the loss
+    label_smoothing: float = 0.0  # passed to the cross-entropy (the paper: 0.1)
+    activation: str = "relu"  # of the feed-forward network: "relu" or "gelu"
+
+    def __post_init__(self) -> None:
+        check_config_sizes(self, ("src_vocab", "tgt_vocab", "d_model", "n_heads", "n_layers", "d_ff", "max_len"))
+        if self.positions not in ("sinusoidal", "learned"):
+            raise ValueError(f"TransformerConfig.positions must be 'sinusoidal' or 'learned', got {self.positions!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"TransformerConfig.dropout must be in [0, 1), got {self.dropout!r}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"TransformerConfig.label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
+        if isinstance(self.pad_id, bool) or not isinstance(self.pad_id, int) or \
+                not 0 <= self.pad_id < min(self.src_vocab, self.tgt_vocab):
+            raise ValueError(f"TransformerConfig.pad_id must be an int id in both vocabularies, got {self.pad_id!r}")
+
+    @classmethod
+    def tiny(cls, src_vocab: int = 11, tgt_vocab: int = 13, **changes) -> TransformerConfig:
+        """A model small enough for a unit test (thousands of parameters)."""
+        return cls(**{"src_vocab": src_vocab, "tgt_vocab": tgt_vocab, "d_model": 16, "n_heads": 2, "n_layers": 1,
+                      "d_ff": 32, "dropout": 0.0, "max_len": 16, **changes})
 
 
 class Transformer(nn.Module):
     """Encoder-decoder Transformer for sequence-to-sequence tasks such as translation.
 
     Introduced in chapter 04_transformer. Token embeddings are scaled by sqrt(d_model) as in
-    the paper; `positions` is "sinusoidal" or "learned"; `tie_output` shares the target
-    embedding with the output projection. Padding (`pad_id`) is masked in attention and
-    ignored by the loss; `label_smoothing` is passed to the cross-entropy.
+    the paper. Padding (`config.pad_id`) is masked in attention and ignored by the loss: the
+    targets are padded token ids, so `ignore_index` is the padding id.
     """
 
-    def __init__(self, src_vocab: int, tgt_vocab: int, d_model: int = 64, n_heads: int = 4,
-                 n_layers: int = 2, d_ff: int = 256, dropout: float = 0.1, max_len: int = 128,
-                 positions: str = "sinusoidal", norm_first: bool = False, tie_output: bool = True,
-                 pad_id: int = 0, label_smoothing: float = 0.0, activation: str = "relu") -> None:
+    is_encoder_decoder = True
+
+    def __init__(self, config: TransformerConfig) -> None:
         super().__init__()
-        _int(src_vocab, "src_vocab", 2)
-        _int(tgt_vocab, "tgt_vocab", 2)
-        if positions not in ("sinusoidal", "learned"):
-            raise ValueError(f"positions must be 'sinusoidal' or 'learned', got {positions!r}")
-        if not 0.0 <= label_smoothing < 1.0:
-            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing!r}")
-        if not (isinstance(pad_id, int) and 0 <= pad_id < min(src_vocab, tgt_vocab)):
-            raise ValueError(f"pad_id must be an int id in both vocabularies, got {pad_id!r}")
-        self.d_model, self.pad_id, self.label_smoothing = d_model, pad_id, label_smoothing
-        self.src_emb = nn.Embedding(src_vocab, d_model)
-        self.tgt_emb = nn.Embedding(tgt_vocab, d_model)
+        if not isinstance(config, TransformerConfig):
+            raise TypeError(f"config must be a TransformerConfig, got {type(config).__name__}")
+        c = self.config = config
+        self.src_emb = nn.Embedding(c.src_vocab, c.d_model)
+        self.tgt_emb = nn.Embedding(c.tgt_vocab, c.d_model)
         for emb in (self.src_emb, self.tgt_emb):
-            nn.init.normal_(emb.weight, std=d_model ** -0.5)
-        pos = SinusoidalPositions if positions == "sinusoidal" else LearnedPositions
-        self.src_pos, self.tgt_pos = pos(d_model, max_len), pos(d_model, max_len)
-        self.drop = Dropout(dropout)
-        self.encoder = Encoder(n_layers, d_model, n_heads, d_ff, dropout, activation, norm_first)
-        self.decoder = Decoder(n_layers, d_model, n_heads, d_ff, dropout, activation, norm_first)
-        self.out = nn.Linear(d_model, tgt_vocab, bias=False)
-        if tie_output:
+            nn.init.normal_(emb.weight, std=c.d_model ** -0.5)
+        pos = SinusoidalPositions if c.positions == "sinusoidal" else LearnedPositions
+        self.src_pos, self.tgt_pos = pos(c.d_model, c.max_len), pos(c.d_model, c.max_len)
+        self.drop = Dropout(c.dropout)
+        self.encoder = Encoder(c.n_layers, c.d_model, c.n_heads, c.d_ff, c.dropout, c.activation, c.norm_first)
+        self.decoder = Decoder(c.n_layers, c.d_model, c.n_heads, c.d_ff, c.dropout, c.activation, c.norm_first)
+        self.out = nn.Linear(c.d_model, c.tgt_vocab, bias=False)
+        if c.tie_output:
             self.out.weight = self.tgt_emb.weight
 
     @property
     def ignore_index(self) -> int:
         """The target id the loss ignores: padding (train.evaluate counts targets with it)."""
-        return self.pad_id
+        return self.config.pad_id
 
-    def _check_ids(self, ids: torch.Tensor, name: str, vocab: int) -> None:
-        if not isinstance(ids, torch.Tensor) or ids.dim() != 2 or ids.dtype != torch.long:
-            got = f"{ids.dtype} {tuple(ids.shape)}" if isinstance(ids, torch.Tensor) else type(ids).__name__
-            raise ValueError(f"{name} must be a (batch, seq) tensor of token ids (torch.long), got {got}")
-        if ids.numel() and ids.device.type != "meta":
-            low, high = (int(v) for v in torch.aminmax(ids))
-            if low < 0 or high >= vocab:
-                raise ValueError(f"{name} holds ids outside [0, {vocab}): min {low}, max {high}")
+    def encode(self, input_ids: torch.Tensor, need_weights: bool = False):
+        """(memory, per-layer encoder weights); padding in the source is masked."""
+        check_input_ids(input_ids, "input_ids", self.config.src_vocab)
+        x = self.drop(self.src_pos(self.src_emb(input_ids) * math.sqrt(self.config.d_model)))
+        return self.encoder(x, key_mask=input_ids != self.config.pad_id, need_weights=need_weights)
 
-    def encode(self, src: torch.Tensor, need_weights: bool = False):
-        """(memory, per-layer encoder weights); padding in src is masked."""
-        self._check_ids(src, "src", self.src_emb.num_embeddings)
-        x = self.drop(self.src_pos(self.src_emb(src) * math.sqrt(self.d_model)))
-        return self.encoder(x, key_padding_mask=src != self.pad_id, need_weights=need_weights)
-
-    def decode(self, tgt: torch.Tensor, memory: torch.Tensor, src_keep: torch.Tensor,
+    def decode(self, decoder_input_ids: torch.Tensor, memory: torch.Tensor, memory_key_mask: torch.Tensor,
                need_weights: bool = False):
-        """(logits, self weights, cross weights) for target prefix `tgt` (teacher forcing)."""
-        self._check_ids(tgt, "tgt", self.tgt_emb.num_embeddings)
-        y = self.drop(self.tgt_pos(self.tgt_emb(tgt) * math.sqrt(self.d_model)))
-        h, sw, cw = self.decoder(y, memory, memory_key_padding_mask=src_keep, is_causal=True,
+        """(logits, last hidden state, self weights, cross weights) for the target prefix
+        (teacher forcing); memory_key_mask (batch, T_src) is True at real source tokens."""
+        check_input_ids(decoder_input_ids, "decoder_input_ids", self.config.tgt_vocab)
+        y = self.drop(self.tgt_pos(self.tgt_emb(decoder_input_ids) * math.sqrt(self.config.d_model)))
+        h, sw, cw = self.decoder(y, memory, memory_key_mask=memory_key_mask, is_causal=True,
                                  need_weights=need_weights)
-        return self.out(h), sw, cw
+        return self.out(h), h, sw, cw
 
-    def forward(self, src: torch.Tensor, tgt_in: torch.Tensor, tgt_out: torch.Tensor | None = None,
-                need_weights: bool = False) -> Seq2SeqOutput:
-        """Teacher forcing: tgt_in = <bos> y1 .. y_{T-1}, tgt_out = y1 .. y_T <eos> (padded)."""
-        memory, enc_w = self.encode(src, need_weights)
-        logits, sw, cw = self.decode(tgt_in, memory, src != self.pad_id, need_weights)
+    def forward(self, input_ids: torch.Tensor, decoder_input_ids: torch.Tensor,
+                targets: torch.Tensor | None = None, need_weights: bool = False) -> Seq2SeqOutput:
+        """Teacher forcing: input_ids the source (batch, T_src); decoder_input_ids
+        <bos> y1 .. y_{T-1} and targets y1 .. y_T <eos>, padded with pad_id (batch, T_tgt)."""
+        memory, enc_w = self.encode(input_ids, need_weights)
+        logits, h, sw, cw = self.decode(decoder_input_ids, memory, input_ids != self.config.pad_id, need_weights)
         loss = None
-        if tgt_out is not None:
-            if tgt_out.shape != tgt_in.shape:
-                raise ValueError(f"tgt_out must have the shape of tgt_in {tuple(tgt_in.shape)}, "
-                                 f"got {tuple(tgt_out.shape)}")
-            loss = F.cross_entropy(logits.flatten(0, 1), tgt_out.flatten(), ignore_index=self.pad_id,
-                                   label_smoothing=self.label_smoothing)
-        return Seq2SeqOutput(logits, loss, enc_w, sw, cw)
+        if targets is not None:
+            check_targets(targets, tuple(decoder_input_ids.shape))
+            loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=self.config.pad_id,
+                                   label_smoothing=self.config.label_smoothing)
+        return Seq2SeqOutput(logits, loss, sw if need_weights else None, h,
+                             encoder_attentions=enc_w if need_weights else None,
+                             cross_attentions=cw if need_weights else None, encoder_last_hidden_state=memory)
+
+    # -- decoding.Decodable ------------------------------------------------------------------
+    def decoding_context(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> dict:
+        if attention_mask is not None:
+            raise ValueError("the Transformer masks its source padding itself (pad_id); "
+                             "attention_mask must be None")
+        memory, _ = self.encode(input_ids)
+        return {"memory": memory, "memory_key_mask": input_ids != self.config.pad_id}
+
+    def new_caches(self) -> None:
+        return None  # every step decodes the whole prefix
+
+    def next_token_logits(self, ids: torch.Tensor, attention_mask: torch.Tensor | None, context: dict,
+                          caches: None) -> torch.Tensor:
+        return self.decode(ids, context["memory"], context["memory_key_mask"])[0][:, -1]
 
 
 # ---- parity with PyTorch -----------------------------------------------------------------
@@ -369,107 +411,3 @@ def copy_from_torch(ours: nn.Module, theirs: nn.Module) -> None:
     ours.ff.linear2.load_state_dict(theirs.linear2.state_dict())
     ours.norm1.load_state_dict(theirs.norm1.state_dict())
     ours.norm2.load_state_dict(theirs.norm2.state_dict())
-
-
-# ---- decoding -----------------------------------------------------------------------------
-def _check_decoding(src, bos_id, eos_id, max_len, beam_size=1):
-    if not isinstance(src, torch.Tensor) or src.dim() != 2 or src.dtype != torch.long:
-        raise ValueError("src must be a (batch, seq) tensor of token ids (torch.long)")
-    _int(max_len, "max_len")
-    _int(beam_size, "beam_size")
-    for name, v in (("bos_id", bos_id), ("eos_id", eos_id)):
-        _int(v, name, 0)
-
-
-@torch.no_grad()
-def greedy_decode(model: Transformer, src: torch.Tensor, bos_id: int, eos_id: int,
-                  max_len: int = 50) -> torch.Tensor:
-    """Most likely next token at every step, for a whole batch at once.
-
-    Introduced in chapter 04_transformer. Returns (batch, <= max_len + 1) ids starting with
-    bos_id; a sequence that produced eos_id is padded with model.pad_id afterwards; decoding
-    stops when every sequence has ended or after max_len new tokens."""
-    _check_decoding(src, bos_id, eos_id, max_len)
-    was_training = model.training
-    model.eval()
-    try:
-        memory, _ = model.encode(src)
-        keep = src != model.pad_id
-        out = torch.full((src.shape[0], 1), bos_id, dtype=torch.long, device=src.device)
-        done = torch.zeros(src.shape[0], dtype=torch.bool, device=src.device)
-        for _ in range(max_len):
-            logits, _, _ = model.decode(out, memory, keep)
-            nxt = logits[:, -1].argmax(-1)
-            nxt = torch.where(done, torch.full_like(nxt, model.pad_id), nxt)
-            out = torch.cat([out, nxt[:, None]], dim=1)
-            done |= nxt == eos_id
-            if bool(done.all()):
-                break
-        return out
-    finally:
-        model.train(was_training)
-
-
-@torch.no_grad()
-def beam_search(model: Transformer, src: torch.Tensor, bos_id: int, eos_id: int,
-                max_len: int = 50, beam_size: int = 4, length_penalty: float = 1.0) -> torch.Tensor:
-    """Keep the `beam_size` best prefixes; return the best finished hypothesis per example.
-
-    Introduced in chapter 04_transformer. Hypotheses are ranked by sum of log-probabilities
-    divided by (number of generated tokens) ** length_penalty (0 = no normalization). A
-    hypothesis ends at eos_id or after max_len tokens. Examples are searched one at a time;
-    the beams of one example are one batch. Output as `greedy_decode`."""
-    _check_decoding(src, bos_id, eos_id, max_len, beam_size)
-    if not isinstance(length_penalty, (int, float)) or length_penalty < 0:
-        raise ValueError(f"length_penalty must be a number >= 0, got {length_penalty!r}")
-    was_training = model.training
-    model.eval()
-    try:
-        results = []
-        for b in range(src.shape[0]):
-            results.append(_beam_one(model, src[b:b + 1], bos_id, eos_id, max_len, beam_size, length_penalty))
-        width = max(len(r) for r in results)
-        out = torch.full((len(results), width), model.pad_id, dtype=torch.long, device=src.device)
-        for b, r in enumerate(results):
-            out[b, :len(r)] = torch.tensor(r, device=src.device)
-        return out
-    finally:
-        model.train(was_training)
-
-
-def _beam_one(model, src, bos_id, eos_id, max_len, beam_size, alpha) -> list[int]:
-    memory, _ = model.encode(src)
-    keep = src != model.pad_id
-    beams = [([bos_id], 0.0)]  # (tokens, sum of log-probs)
-    finished: list[tuple[list[int], float]] = []
-
-    def norm(tokens, score):
-        return score / (max(len(tokens) - 1, 1) ** alpha)
-
-    for _ in range(max_len):
-        seqs = torch.tensor([t for t, _ in beams], device=src.device)
-        logits, _, _ = model.decode(seqs, memory.expand(len(beams), -1, -1), keep.expand(len(beams), -1))
-        logp = torch.log_softmax(logits[:, -1].float(), dim=-1)
-        scores = torch.tensor([s for _, s in beams], device=src.device)[:, None] + logp
-        top = torch.topk(scores.flatten(), min(beam_size * 2, scores.numel()))
-        candidates = []
-        for value, index in zip(top.values.tolist(), top.indices.tolist()):
-            i, tok = divmod(index, logp.shape[1])
-            candidates.append((beams[i][0] + [tok], value))
-        beams = []
-        for tokens, score in candidates:
-            if tokens[-1] == eos_id:
-                finished.append((tokens, score))
-            elif len(beams) < beam_size:
-                beams.append((tokens, score))
-        # stop when no live beam can beat the best finished one (scores only decrease)
-        if finished:
-            best_done = max(norm(t, s) for t, s in finished)
-            if len(finished) >= beam_size and all(
-                    s / (max_len ** alpha if alpha > 0 else 1) <= best_done for _, s in beams):
-                break
-        if not beams:
-            break
-    # live beams left at max_len count as ended; after an early stop they cannot win anyway
-    tokens, _ = max(finished + beams, key=lambda ts: norm(*ts))
-    return tokens

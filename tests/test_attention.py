@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from lmbook_utils.attention import (EXPLICIT_MAX_KEYS, KVCache, MultiHeadAttention, causal_mask, head_accuracy, padding_mask,
+from lmbook_utils.attention import (EXPLICIT_MAX_KEYS, KVCache, MultiHeadAttention, causal_mask, padding_mask,
                                     scaled_dot_product_attention)
 
 torch.set_num_threads(2)
@@ -68,12 +68,12 @@ def test_matches_torch_multihead_attention(cross):
     n_k = mem.shape[1]
     kpm = torch.tensor([[True] * n_k, [True] * (n_k - 2) + [False] * 2])  # ours: True = real
     attn = causal_mask(5, n_k) if not cross else torch.ones(5, n_k, dtype=torch.bool)
-    out, w = ours(x, mem, mem, mask=attn, key_padding_mask=kpm, need_weights=True)
+    out, w = ours(x, mem, mem, mask=attn, key_mask=kpm, need_weights=True)
     ref_out, ref_w = ref(x, mem, mem, attn_mask=~attn, key_padding_mask=~kpm,
                          need_weights=True, average_attn_weights=False)
     torch.testing.assert_close(out, ref_out, atol=1e-6, rtol=1e-5)
     torch.testing.assert_close(w, ref_w, atol=1e-6, rtol=1e-5)
-    fast, none = ours(x, mem, mem, mask=attn, key_padding_mask=kpm)
+    fast, none = ours(x, mem, mem, mask=attn, key_mask=kpm)
     assert none is None
     torch.testing.assert_close(fast, out, atol=1e-6, rtol=1e-5)
 
@@ -147,8 +147,8 @@ def test_bad_input_is_named():
         mha(torch.randn(2, 5, 8), mask=torch.ones(5, 5))
     with pytest.raises(ValueError, match="no key to attend to"):
         mha(torch.randn(1, 3, 8), mask=torch.zeros(3, 3, dtype=torch.bool))
-    with pytest.raises(ValueError, match="key_padding_mask must have shape"):
-        mha(torch.randn(2, 5, 8), key_padding_mask=torch.ones(2, 4, dtype=torch.bool))
+    with pytest.raises(ValueError, match="key_mask must have shape"):
+        mha(torch.randn(2, 5, 8), key_mask=torch.ones(2, 4, dtype=torch.bool))
     with pytest.raises(ValueError, match="same last dim"):
         scaled_dot_product_attention(torch.randn(2, 4), torch.randn(2, 3), torch.randn(2, 3))
     with pytest.raises(ValueError, match="n_keys must be >= n_queries"):
@@ -157,37 +157,6 @@ def test_bad_input_is_named():
         padding_mask([0, 2])
     with pytest.raises(ValueError, match="cache works for self-attention only"):
         mha(torch.randn(1, 2, 8), torch.randn(1, 3, 8), cache=KVCache())
-
-
-# ---- head_accuracy (chapter 05) ---------------------------------------------------------------
-def test_head_accuracy_counts_argmax_hits():
-    att = torch.zeros(2, 1, 3, 3)  # (layers, heads, queries, keys)
-    att[0, 0] = torch.tensor([[1.0, 0, 0], [1.0, 0, 0], [0, 1.0, 0]])  # layer 0: previous token (row 0: itself)
-    att[1, 0] = torch.tensor([[0, 0, 1.0], [0, 0, 1.0], [0, 0.6, 0.4]])  # layer 1: mostly the last token
-    links = [(1, 0), (2, 1)]
-    acc = head_accuracy([(att, links)])
-    torch.testing.assert_close(acc, torch.tensor([[1.0], [0.5]]))
-    # an excluded key is never the argmax: layer 1, query 1 falls back to key 0 or 1 (tie -> first)
-    acc = head_accuracy([(att, links)], exclude=[[2]])
-    assert acc[1, 0] == 1.0  # query 1: keys 0, 1 tie at 0 -> key 0 = target; query 2: key 1 = target
-
-
-def test_head_accuracy_pools_examples_by_link():
-    one = torch.eye(2).expand(1, 1, 2, 2)  # attends to itself
-    acc = head_accuracy([(one, [(0, 0)]), (one, [(0, 1), (1, 0), (1, 1)])])
-    assert float(acc) == 0.5  # 2 of the 4 links hit
-
-
-def test_head_accuracy_bad_input():
-    att = torch.zeros(1, 1, 3, 3)
-    with pytest.raises(ValueError, match=r"attention must be a \(layers, heads, T, T\) tensor"):
-        head_accuracy([(torch.zeros(3, 3), [(0, 1)])])
-    with pytest.raises(ValueError, match="link .* outside the 3 positions"):
-        head_accuracy([(att, [(0, 3)])])
-    with pytest.raises(ValueError, match="no links"):
-        head_accuracy([(att, [])])
-    with pytest.raises(ValueError, match="exclude must give one list of positions per example"):
-        head_accuracy([(att, [(0, 1)])], exclude=[[0], [1]])
 
 
 @pytest.mark.parametrize("kernel", ["sdpa", "explicit"])
@@ -201,8 +170,8 @@ def test_every_kernel_computes_the_reference(kernel):
     x, mem = torch.randn(3, 6, 16), torch.randn(3, 9, 16)
     keep = torch.ones(3, 6, dtype=torch.bool)
     keep[1, 4:] = False
-    cases = [dict(), dict(is_causal=True), dict(key_padding_mask=keep),
-             dict(is_causal=True, key_padding_mask=keep), dict(mask=causal_mask(6)[None].expand(3, 6, 6))]
+    cases = [dict(), dict(is_causal=True), dict(key_mask=keep),
+             dict(is_causal=True, key_mask=keep), dict(mask=causal_mask(6)[None].expand(3, 6, 6))]
     for kwargs in cases:
         want, _ = ref(x, need_weights=True, **kwargs)
         got, w = mha(x, **kwargs)

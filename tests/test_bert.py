@@ -7,6 +7,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from lmbook_utils.repro import set_seed
+from lmbook_utils.tokenizers import WordPieceTokenizer
 from lmbook_utils.bert import (Bert, BertConfig, from_hf_state_dict, hf_config, mask_tokens, save_pretrained,
                                to_hf_state_dict)
 
@@ -47,8 +49,8 @@ def test_matches_hf_bert_for_pretraining(seed, d_model, n_heads, n_layers, vocab
     with torch.no_grad():
         want = theirs(input_ids=ids, token_type_ids=seg, attention_mask=keep.long(), output_hidden_states=True)
         got = ours(ids, seg, keep)
-    torch.testing.assert_close(got.hidden_states, want.hidden_states[-1], atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(got.mlm_logits, want.prediction_logits, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(got.last_hidden_state, want.hidden_states[-1], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(got.logits, want.prediction_logits, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(got.nsp_logits, want.seq_relationship_logits, atol=1e-5, rtol=1e-5)
 
 
@@ -56,16 +58,19 @@ def test_export_loads_in_transformers_with_the_same_logits(tmp_path):
     torch.manual_seed(0)
     cfg = BertConfig(vocab_size=30, d_model=16, n_layers=2, n_heads=2, d_ff=32, max_len=12, dropout=0.0)
     ours = Bert(cfg).eval()
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"w{i}" for i in range(25)]
-    save_pretrained(ours, tmp_path / "bert", vocab=vocab)
+    tokenizer = WordPieceTokenizer.train(["w0 w1 w2 w3 w4 w5 w6 w7 w8 w9 w10 w11 w12 w13 w14 w15 w16 w17 w18 w19 "
+                                          "w20 w21 w22 w23 w24"] * 2, vocab_size=30)
+    cfg = BertConfig(**{**cfg.__dict__, "vocab_size": tokenizer.vocab_size})
+    ours = Bert(cfg).eval()
+    save_pretrained(ours, tmp_path / "bert", tokenizer=tokenizer)
     loaded = transformers.BertForPreTraining.from_pretrained(tmp_path / "bert").eval()
-    tok = transformers.BertTokenizer(str(tmp_path / "bert" / "vocab.txt"), do_lower_case=False)
-    assert tok.convert_tokens_to_ids(["[MASK]", "w3"]) == [4, 8]
+    tok = transformers.AutoTokenizer.from_pretrained(str(tmp_path / "bert"))
+    assert tok("w3 [MASK] w12")["input_ids"] == tokenizer.encode_pair("w3 [MASK] w12")[0]
     ids, seg, keep = batch(cfg, 1)
     with torch.no_grad():
         want = loaded(input_ids=ids, token_type_ids=seg, attention_mask=keep.long())
         got = ours(ids, seg, keep)
-    torch.testing.assert_close(got.mlm_logits, want.prediction_logits, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(got.logits, want.prediction_logits, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(got.nsp_logits, want.seq_relationship_logits, atol=1e-5, rtol=1e-5)
     # and back: the exported weights are ours
     again = Bert(cfg).eval()
@@ -79,8 +84,8 @@ def test_segments_are_told_apart_the_summed_ids_pitfall_is_not():
     cfg = BertConfig(vocab_size=20, d_model=16, n_layers=1, n_heads=2, d_ff=32, max_len=8, dropout=0.0)
     model = Bert(cfg).eval()
     ids = torch.tensor([[5, 6, 7, 8]])
-    a = model(ids, torch.tensor([[0, 0, 1, 1]])).hidden_states
-    b = model(ids, torch.tensor([[0, 0, 0, 0]])).hidden_states
+    a = model(ids, torch.tensor([[0, 0, 1, 1]])).last_hidden_state
+    b = model(ids, torch.tensor([[0, 0, 0, 0]])).last_hidden_state
     assert not torch.allclose(a, b)  # the segment changes the representation
     # the pitfall: embedding(input_ids + segment_ids) makes token 6 in segment 1 = token 7 in segment 0
     pit = model.tok_emb(ids + torch.tensor([[0, 1, 0, 0]]))
@@ -120,8 +125,8 @@ def test_losses_add_up():
     mlm = torch.full_like(ids, -100)
     mlm[:, 2] = ids[:, 2]
     nsp = torch.tensor([0, 1])
-    out = model(ids, mlm_labels=mlm, nsp_labels=nsp)
-    by_hand = (torch.nn.functional.cross_entropy(out.mlm_logits[:, 2], ids[:, 2])
+    out = model(ids, targets=mlm, nsp_labels=nsp)
+    by_hand = (torch.nn.functional.cross_entropy(out.logits[:, 2], ids[:, 2])
                + torch.nn.functional.cross_entropy(out.nsp_logits, nsp))
     torch.testing.assert_close(out.loss, by_hand)
 
@@ -135,9 +140,9 @@ def test_bad_input_is_named():
         model(torch.ones(2, 4, dtype=torch.long), torch.zeros(2, 3, dtype=torch.long))
     with pytest.raises(ValueError, match=r"segment_ids must be in \[0, 2\)"):
         model(torch.ones(1, 4, dtype=torch.long), torch.tensor([[0, 1, 2, 0]]))
-    with pytest.raises(ValueError, match="mlm_labels must have the shape"):
-        model(torch.ones(1, 4, dtype=torch.long), mlm_labels=torch.ones(1, 3, dtype=torch.long))
-    with pytest.raises(ValueError, match=r"nsp_labels must have shape \(batch,\)"):
+    with pytest.raises(ValueError, match=r"targets must be an integer tensor of shape \(1, 4\)"):
+        model(torch.ones(1, 4, dtype=torch.long), targets=torch.ones(1, 3, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"nsp_labels must be an integer tensor of shape \(2,\)"):
         model(torch.ones(2, 4, dtype=torch.long), nsp_labels=torch.ones(2, 1, dtype=torch.long))
     with pytest.raises(ValueError, match="input_ids holds ids outside"):
         model(torch.tensor([[1, 25]]))
@@ -171,3 +176,33 @@ def test_dropout_sits_where_hugging_face_puts_it():
                                                   if ours.encoder.layers[0].self_attn.dropout > 0 else [])
     assert sorted(ours_layer) == rates(hf.bert.encoder.layer[0]) == [0.1, 0.1, 0.1]
     assert ours.encoder.layers[0].ff.dropout.p == 0.0
+
+
+def test_exported_folder_runs_in_a_fill_mask_pipeline(tmp_path):
+    from lmbook_utils.train import TrainConfig, train
+
+    tokenizer = WordPieceTokenizer.train(["the cat sat on the mat .", "a dog ran to the park ."], vocab_size=60,
+                                         min_frequency=1)
+    ids, seg = tokenizer.encode_batch(["the cat sat on the mat ."] * 8)
+    where = 3  # "sat": [CLS] the cat sat ...
+    masked = ids.clone()
+    masked[:, where] = tokenizer.mask_id
+    targets = torch.full_like(ids, -100)
+    targets[:, where] = ids[:, where]
+    set_seed(0)
+    model = Bert(BertConfig.tiny(vocab_size=tokenizer.vocab_size, max_len=16))
+    train(model, [(masked, seg, None, targets)], TrainConfig(max_steps=40, lr=1e-2, warmup_steps=0, eval_every=40),
+          progress=False)
+    with torch.no_grad():
+        ours = model.eval()(masked[:1], seg[:1]).logits[0, where].softmax(-1)
+    assert tokenizer.id_to_token(int(ours.argmax())) == "sat"  # it learned
+    save_pretrained(model, tmp_path / "bert", tokenizer=tokenizer)
+    fill = transformers.pipeline("fill-mask", model=str(tmp_path / "bert"), device="cpu")
+    best = fill("the cat [MASK] on the mat .", top_k=3)
+    assert [b["token_str"] for b in best] == [tokenizer.id_to_token(int(i)) for i in ours.topk(3).indices]
+    torch.testing.assert_close(torch.tensor([b["score"] for b in best]), ours.topk(3).values, atol=1e-5, rtol=1e-5)
+
+
+def test_config_preset():
+    model = Bert(BertConfig.tiny())
+    assert model.config.d_model == 16 and sum(p.numel() for p in model.parameters()) < 20_000

@@ -8,8 +8,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lmbook_utils.data import (CORPORA, SequenceDataset, pad_sequences, TokenBlockDataset, batches, download, load_text_file,
-                               python_docs_text, split_items)
+from lmbook_utils.data import (SequenceDataset, batches, download, load_text_file, pad_sequences,
+                               python_docs_text)
 
 
 # ---- the offline corpus --------------------------------------------------------------------
@@ -99,68 +99,19 @@ def test_download_bad_arguments(tmp_path):
         download("file:///x/", "0" * 64, cache_dir=tmp_path, filename="../up")
 
 
-def test_registry_entries_are_well_formed():
-    for name, (url, digest) in CORPORA.items():
-        assert url.startswith("https://") and len(digest) == 64, name
+# ---- batches --------------------------------------------------------------------
+class _Windows(torch.utils.data.Dataset):
+    """n windows (x, y) of 4 tokens of the stream 0, 1, 2, ..., y shifted by one."""
 
+    def __init__(self, n: int) -> None:
+        self.n = n
 
-# ---- splitting -----------------------------------------------------------------------------
-def test_split_items_sizes_and_determinism():
-    items = list(range(100))
-    a, b, c = split_items(items, (0.8, 0.1, 0.1), seed=1)
-    assert (len(a), len(b), len(c)) == (80, 10, 10)
-    assert sorted(a + b + c) == items
-    assert (a, b, c) == split_items(items, (0.8, 0.1, 0.1), seed=1)
-    assert a != split_items(items, (0.8, 0.1, 0.1), seed=2)[0]
-    assert split_items("abcdefghij", (0.7, 0.3), shuffle=False) == ("abcdefg", "hij")
+    def __len__(self) -> int:
+        return self.n
 
-
-@settings(max_examples=50, deadline=None)
-@given(st.integers(4, 200), st.integers(0, 10))
-def test_split_items_is_a_partition(n, seed):
-    parts = split_items(list(range(n)), (0.5, 0.25, 0.25), seed=seed)
-    assert sorted(x for p in parts for x in p) == list(range(n))
-    assert len(parts[0]) == round(n * 0.5)
-
-
-def test_split_items_bad_input():
-    with pytest.raises(ValueError, match="fractions must be positive numbers that sum to 1"):
-        split_items([1, 2, 3], (0.5, 0.4))
-    with pytest.raises(ValueError, match="fractions"):
-        split_items([1, 2, 3], (1.2, -0.2))
-    with pytest.raises(ValueError, match="too few"):
-        split_items([1, 2], (0.8, 0.1, 0.1))
-    with pytest.raises(TypeError, match="items is a str"):
-        split_items("abc", (0.5, 0.5))
-    with pytest.raises(TypeError, match="items must be a sequence"):
-        split_items({1, 2, 3}, (0.5, 0.5))
-
-
-# ---- blocks and batches --------------------------------------------------------------------
-def test_token_block_dataset_windows():
-    ids = torch.arange(10)
-    ds = TokenBlockDataset(ids, block_size=3)
-    assert len(ds) == 3  # starts 0, 3, 6 (6..9 needs tokens up to index 9)
-    x, y = ds[1]
-    assert x.tolist() == [3, 4, 5] and y.tolist() == [4, 5, 6]
-    assert ds[-1][1].tolist() == [7, 8, 9]
-    overlapping = TokenBlockDataset(ids, block_size=4, stride=1)
-    assert len(overlapping) == 6 and overlapping[5][1].tolist() == [6, 7, 8, 9]
-    with pytest.raises(IndexError):
-        ds[3]
-
-
-def test_token_block_dataset_bad_input():
-    with pytest.raises(ValueError, match=r"block_size must be < len\(ids\) = 5"):
-        TokenBlockDataset(torch.arange(5), block_size=5)
-    with pytest.raises(ValueError, match="block_size must be an int >= 1"):
-        TokenBlockDataset(torch.arange(5), block_size=0)
-    with pytest.raises(TypeError, match="ids must be a 1-D torch.long"):
-        TokenBlockDataset(torch.arange(6.0), block_size=2)
-    with pytest.raises(TypeError, match="ids must be a 1-D torch.long"):
-        TokenBlockDataset([1, 2, 3], block_size=1)
-    with pytest.raises(ValueError, match="stride"):
-        TokenBlockDataset(torch.arange(6), block_size=2, stride=0)
+    def __getitem__(self, i: int):
+        x = torch.arange(4 * i, 4 * i + 4)
+        return x, x + 1
 
 
 def _epochs(loader, n=2):
@@ -168,7 +119,7 @@ def _epochs(loader, n=2):
 
 
 def test_batches_are_seeded_and_reiterable():
-    ds = TokenBlockDataset(torch.arange(41), block_size=4)  # 10 windows
+    ds = _Windows(10)
     loader = batches(ds, batch_size=3, seed=7)
     first, second = _epochs(loader)
     assert first != second  # a new order each epoch
@@ -184,7 +135,7 @@ def test_batches_are_seeded_and_reiterable():
 
 
 def test_batches_bad_input():
-    ds = TokenBlockDataset(torch.arange(9), block_size=4)
+    ds = _Windows(2)
     with pytest.raises(ValueError, match="batch_size must be an int >= 1"):
         batches(ds, 0)
     with pytest.raises(ValueError, match="batch_size must be <= len"):

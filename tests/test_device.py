@@ -25,8 +25,9 @@ import torch
 
 from lmbook_utils import exercises
 from lmbook_utils.bert import Bert, BertConfig, mask_tokens
-from lmbook_utils.data import SequenceDataset, TokenBlockDataset, batches, pad_sequences
-from lmbook_utils.fewshot import accuracy, few_shot_prompts, induction_scores, vocabulary
+from lmbook_utils.data import SequenceDataset, pad_sequences
+from lmbook_utils.fewshot import accuracy, few_shot_prompts, vocabulary
+from lmbook_utils.probes import induction_scores
 
 META = torch.device("meta")
 
@@ -45,7 +46,7 @@ class MetaModel(torch.nn.Module):
         self.w = torch.nn.Parameter(torch.zeros(1, device=META))
         self.vocab, self.layers, self.heads, self.seen = vocab, layers, heads, []
 
-    def forward(self, ids: torch.Tensor, need_weights: bool = False):
+    def forward(self, ids: torch.Tensor, attention_mask: torch.Tensor | None = None, need_weights: bool = False):
         self.seen.append(ids.device)
         b, t = ids.shape
         weights = torch.full((b, self.heads, t, t), 1.0 / t)
@@ -73,7 +74,7 @@ def _tiny_bert() -> Bert:
 
 def _run_bert_on_meta(model: Bert):
     ids = meta_ids(2, 5)
-    return model(ids, mlm_labels=ids, nsp_labels=ids[:, 0], class_labels=ids[:, 0],
+    return model(ids, targets=ids, nsp_labels=ids[:, 0], labels=ids[:, 0],
                  heads=("mlm", "nsp", "cls"), need_weights=True)
 
 
@@ -81,28 +82,28 @@ def test_bert_own_code_runs_on_meta():
     # bert.py alone (input checks, default segments and mask, embeddings, heads, losses): the
     # encoder is swapped for one that passes its input through, so a failure here is in bert.py
     class PassThrough(torch.nn.Module):
-        def forward(self, x, key_padding_mask=None, need_weights=False):
-            assert key_padding_mask.device == META
+        def forward(self, x, key_mask=None, need_weights=False):
+            assert key_mask.device == META
             return x, []
 
     model = _tiny_bert()
     model.encoder = PassThrough()
     out = _run_bert_on_meta(model)
-    for t in (out.hidden_states, out.pooled, out.mlm_logits, out.nsp_logits, out.class_logits, out.loss):
+    for t in (out.last_hidden_state, out.pooler_output, out.logits, out.nsp_logits, out.class_logits, out.loss):
         assert t.device == META
-    assert out.mlm_logits.shape == (2, 5, 20)
+    assert out.logits.shape == (2, 5, 20)
 
 
 def test_bert_forward_runs_on_meta():
     # the whole model, transformer.Encoder and attention included
     out = _run_bert_on_meta(_tiny_bert())
-    for t in (out.hidden_states, out.pooled, out.mlm_logits, out.nsp_logits, out.class_logits, out.loss,
+    for t in (out.last_hidden_state, out.pooler_output, out.logits, out.nsp_logits, out.class_logits, out.loss,
               *out.attentions):
         assert t.device == META
     assert out.attentions[0].shape == (2, 2, 5, 5)
 
 
-# ---- data (chapters 02_neural_lm, 06_gpt) --------------------------------------------------
+# ---- data (chapter 06_gpt) --------------------------------------------------
 
 def test_data_pad_sequences_keeps_the_device_of_tensor_rows():
     ids, lengths = pad_sequences([meta_ids(3), meta_ids(5), meta_ids(1)], pad_value=0)
@@ -119,12 +120,6 @@ def test_data_sequence_collate_keeps_the_device():
     x, y = ds.collate([(meta_ids(4), 2), (meta_ids(3), 1)])
     assert x.device == META and y.device == META
     assert x.shape == y.shape == (2, 3)
-
-
-def test_data_token_block_batches_keep_the_device():
-    ds = TokenBlockDataset(meta_ids(21), block_size=4)
-    for x, y in batches(ds, batch_size=2, seed=0):
-        assert x.device == META and y.device == META and x.shape[1] == 4
 
 
 # ---- fewshot (chapter 06_gpt) -------------------------------------------------------------
@@ -172,8 +167,9 @@ def test_exercises_head_score_reports_an_answer_without_a_value(capsys):
 
 # ---- attention (chapter 03) --------------------------------------------------------------
 from lmbook_utils.attention import MultiHeadAttention, causal_mask  # noqa: E402
-from lmbook_utils.gpt import GPT, GPTConfig, generate  # noqa: E402
-from lmbook_utils.transformer import Transformer  # noqa: E402
+from lmbook_utils.decoding import generate  # noqa: E402
+from lmbook_utils.gpt import GPT, GPTConfig  # noqa: E402
+from lmbook_utils.transformer import Transformer, TransformerConfig  # noqa: E402
 
 
 @pytest.mark.parametrize("kernel", ["auto", "sdpa", "explicit"])
@@ -182,8 +178,8 @@ def test_attention_runs_on_meta(kernel, need_weights):
     mha = MultiHeadAttention(16, 4, kernel=kernel).to(META)
     x = torch.zeros(2, 5, 16, device=META)
     keep = torch.ones(2, 5, dtype=torch.bool, device=META)
-    for kwargs in ({"is_causal": True}, {"key_padding_mask": keep},
-                   {"mask": causal_mask(5, device=META), "key_padding_mask": keep}):
+    for kwargs in ({"is_causal": True}, {"key_mask": keep},
+                   {"mask": causal_mask(5, device=META), "key_mask": keep}):
         out, w = mha(x, need_weights=need_weights, **kwargs)
         assert out.device == META and (w is None or w.device == META)
     out, _ = mha(x, torch.zeros(2, 7, 16, device=META), need_weights=need_weights)  # cross-attention
@@ -195,6 +191,8 @@ def test_gpt_forward_runs_on_meta():
     model = GPT(GPTConfig(vocab_size=20, d_model=16, n_layers=2, n_heads=2, max_len=12)).to(META)
     out = model(meta_ids(3, 7), meta_ids(3, 7))
     assert out.logits.device == out.loss.device == META
+    keep = torch.ones(3, 7, dtype=torch.bool, device=META)  # the left-padding path
+    assert model(meta_ids(3, 7), attention_mask=keep).logits.device == META
 
 
 def test_generate_keeps_the_prompt_device_and_draws_the_same_on_every_device():
@@ -211,6 +209,6 @@ def test_generate_keeps_the_prompt_device_and_draws_the_same_on_every_device():
 
 # ---- transformer (chapter 04) -------------------------------------------------------------
 def test_transformer_forward_runs_on_meta():
-    model = Transformer(11, 13, d_model=16, n_heads=2, n_layers=1, d_ff=32, max_len=10).to(META)
+    model = Transformer(TransformerConfig(11, 13, d_model=16, n_heads=2, n_layers=1, d_ff=32, max_len=10)).to(META)
     out = model(meta_ids(2, 6), meta_ids(2, 5), meta_ids(2, 5))
     assert out.logits.device == out.loss.device == META

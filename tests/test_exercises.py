@@ -256,6 +256,33 @@ def test_bert_input_check(capsys):
     assert "segment embedding" in capsys.readouterr().out
 
 
+def test_bert_input_check_leaves_the_global_rng_alone_and_is_deterministic(capsys):
+    """The check draws its embeddings from a private generator: the reader's torch, random and
+    numpy streams go on exactly where they were, and the verdict does not depend on them."""
+    import random
+
+    import torch
+
+    def token_only(t, s, p, ids, seg):  # wrong: which token is named depends on the weights
+        return t(ids)
+
+    messages = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        random.seed(seed)
+        np.random.seed(seed)
+        before = (torch.get_rng_state(), random.getstate(), np.random.get_state())
+        assert not ex.check_bert_input(token_only)
+        after = (torch.get_rng_state(), random.getstate(), np.random.get_state())
+        assert torch.equal(before[0], after[0]), "check_bert_input changed torch's global RNG state"
+        assert before[1] == after[1], "check_bert_input changed python's random state"
+        assert all(np.array_equal(a, b) for a, b in zip(before[2], after[2])), \
+            "check_bert_input changed numpy's global RNG state"
+        messages.append(capsys.readouterr().out)
+    assert messages[0] == messages[1]  # the same weights whatever the reader's seed
+    assert "token 4 (id 9, segment 1) is wrong" in messages[0]
+
+
 def test_mask_decision_check(capsys):
     assert ex.check_mask_decision(lambda u: "mask" if u < 0.8 else "random" if u < 0.9 else "keep")
     assert ex.check_mask_decision(lambda u: "keep" if u < 0.1 else "random" if u < 0.2 else "mask")  # any order
@@ -336,3 +363,24 @@ def test_head_score_check(capsys):
     assert "fraction" in capsys.readouterr().out
     assert not ex.check_head_score(lambda att, links, exclude: 1 / 0)
     assert "ZeroDivisionError" in capsys.readouterr().out
+
+
+# --- the package: one module per chapter, the same names as before ------------------------------
+
+def test_every_check_is_reexported_from_its_chapter_module():
+    import importlib
+
+    chapters = {"ch00_introduction": 3, "ch01_ngram": 3, "ch03_attention": 2, "ch04_transformer": 2,
+                "ch05_bert": 3, "ch06_gpt": 3}
+    seen = []
+    for name, count in chapters.items():
+        module = importlib.import_module(f"lmbook_utils.exercises.{name}")
+        assert len(module.__all__) == count, name
+        for check in module.__all__:
+            assert getattr(ex, check) is getattr(module, check)
+            assert f"Introduced in chapter {name[2:]}" in getattr(module, check).__doc__
+        seen += module.__all__
+    assert sorted(seen) == sorted(ex.__all__) and len(set(seen)) == len(seen) == 16
+    assert set(ex.__all__) <= set(dir(ex))
+    with pytest.raises(AttributeError, match="has no attribute 'check_nothing'; the checks are"):
+        ex.check_nothing

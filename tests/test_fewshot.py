@@ -7,7 +7,7 @@ import torch
 
 from lmbook_utils import fewshot
 from lmbook_utils.fewshot import (LABELS, NEGATIVE, NOUNS, POSITIVE, SEP, accuracy, few_shot_prompts,
-                                  induction_scores, optimal_accuracy, vocabulary)
+                                  optimal_accuracy, vocabulary)
 
 
 def _pairs(p):
@@ -90,10 +90,11 @@ class _Oracle(torch.nn.Module):
         super().__init__()
         self.answers, self.w = answers, torch.nn.Parameter(torch.zeros(1))
 
-    def forward(self, ids):
+    def forward(self, ids, attention_mask=None):
         logits = torch.zeros(ids.shape[0], ids.shape[1], 10)
         for row in range(ids.shape[0]):
-            logits[row, -1, self.answers.get(tuple(ids[row].tolist()), 9)] = 1.0
+            real = ids[row] if attention_mask is None else ids[row][attention_mask[row]]
+            logits[row, -1, self.answers.get(tuple(real.tolist()), 9)] = 1.0
         return type("Out", (), {"logits": logits})()
 
 
@@ -104,37 +105,6 @@ def test_accuracy_scores_the_last_position():
     assert accuracy(_Oracle(right), prompts, ids.__getitem__, bos_id=0) == pytest.approx(4 / 6)
     with pytest.raises(ValueError, match="non-empty list of FewShotPrompt"):
         accuracy(_Oracle({}), [], ids.__getitem__)
-
-
-class _Copier(torch.nn.Module):
-    """Attention weights that are a perfect induction head in layer 1, uniform in layer 0."""
-
-    def __init__(self, length):
-        super().__init__()
-        self.length, self.w = length, torch.nn.Parameter(torch.zeros(1))
-
-    def forward(self, ids, need_weights=False):
-        b, t = ids.shape
-        uniform = torch.tril(torch.ones(t, t))
-        uniform = (uniform / uniform.sum(-1, keepdim=True)).expand(b, 2, t, t)
-        induction = torch.zeros(b, 2, t, t)
-        for q in range(t):
-            earlier = [p for p in range(q) if ids[0, p] == ids[0, q]]
-            induction[:, :, q, earlier[0] + 1 if earlier else 0] = 1.0
-        return type("Out", (), {"attentions": [uniform, induction]})()
-
-
-def test_induction_scores_find_a_copying_head():
-    # a single-sequence batch: the fake head looks the token up in row 0
-    scores = induction_scores(_Copier(10), list(range(2, 400)), length=10, n=1, bos_id=1, seed=4)
-    assert scores.shape == (2, 2)
-    assert torch.allclose(scores[1], torch.ones(2))
-    assert (scores[0] < 0.2).all()
-    with pytest.raises(ValueError, match="length must be an int >= 2"):
-        induction_scores(_Copier(1), [2, 3], length=1)
-    with pytest.raises(ValueError, match="at least 2 distinct ids"):
-        induction_scores(_Copier(4), [2, 2], length=4)
-
 
 
 def test_repeated_sequences_repeat_after_a_gap():
@@ -150,3 +120,22 @@ def test_repeated_sequences_repeat_after_a_gap():
         fewshot.repeated_sequences(2, [1, 2], max_gap=-1)
     with pytest.raises(ValueError, match="at least 2 distinct ids"):
         fewshot.repeated_sequences(2, [1])
+
+
+def test_accuracy_of_a_gpt_on_prompts_of_many_lengths_equals_one_prompt_at_a_time():
+    from lmbook_utils.gpt import GPT, GPTConfig
+
+    words = vocabulary()
+    torch.manual_seed(0)
+    model = GPT(GPTConfig.tiny(vocab_size=len(words) + 1, max_len=64)).eval()
+    prompts = few_shot_prompts(40, seed=3)  # k varies: prompts of many lengths
+    assert len({len(p.tokens) for p in prompts}) > 3
+    bos = len(words)
+    alone = []
+    with torch.no_grad():
+        for p in prompts:
+            ids = torch.tensor([[bos] + [words.index(t) for t in p.tokens]])
+            alone.append(int(model(ids).logits[0, -1].argmax()) == words.index(p.answer))
+    assert accuracy(model, prompts, words.index, bos_id=bos, batch_size=7) == pytest.approx(sum(alone) / len(alone))
+    with pytest.raises(ValueError, match="batch_size must be an int >= 1"):
+        accuracy(model, prompts, words.index, batch_size=0)

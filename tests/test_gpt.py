@@ -7,8 +7,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lmbook_utils.gpt import (GPT, GPTClassifier, GPTConfig, beam_search, filter_logits, from_hf_state_dict,
-                              generate, save_pretrained)
+from lmbook_utils.decoding import beam_search, filter_logits, generate
+from lmbook_utils.gpt import GPT, GPTClassifier, GPTConfig, from_hf_state_dict, save_pretrained
 from lmbook_utils.repro import set_seed
 
 torch.set_num_threads(2)
@@ -95,7 +95,11 @@ def test_repetition_penalty_and_eos():
     stopped = generate(model, torch.tensor([[1, 2, 3], [4, 5, 6]]), 10, eos_id=first)
     assert stopped.shape[1] <= 13
     row = stopped[0, 3:].tolist()
-    assert row[0] == first and all(t == first for t in row)  # after EOS only EOS
+    assert row[0] == first and all(t == first for t in row)  # after EOS only EOS (no pad_id)
+    padded = GPT(GPTConfig(**{**model.config.__dict__, "pad_id": 0}))
+    padded.load_state_dict(model.state_dict())
+    row = generate(padded.eval(), torch.tensor([[1, 2, 3]]), 10, eos_id=first)[0, 3:].tolist()
+    assert row[0] == first and all(t == 0 for t in row[1:])  # with a pad_id: padding after EOS
 
 
 def test_beam_search_finds_at_least_the_greedy_score():
@@ -127,9 +131,15 @@ def test_bad_input_is_named():
         generate(model, p, 3, repetition_penalty=0.5)
     with pytest.raises(ValueError, match="max_len=8"):
         generate(model, p, 7)
+    with pytest.raises(ValueError, match="bos_id is for encoder-decoder models"):
+        generate(model, p, 3, bos_id=1)
+    with pytest.raises(ValueError, match=r"attention_mask must be a bool tensor of shape \(1, 2\)"):
+        generate(model, p, 3, attention_mask=torch.ones(1, 3, dtype=torch.bool))
+    with pytest.raises(TypeError, match="model must be Decodable"):
+        generate(torch.nn.Linear(2, 2), p, 3)
     with pytest.raises(ValueError, match="exceed the model's max_len"):
         model(torch.ones(1, 9, dtype=torch.long))
-    with pytest.raises(ValueError, match="targets must have the shape"):
+    with pytest.raises(ValueError, match=r"targets must be an integer tensor of shape \(1, 2\)"):
         model(p, targets=torch.tensor([[1]]))
     with pytest.raises(ValueError, match=r"GPTConfig.d_model \(10\) must be divisible by n_heads \(3\)"):
         GPTConfig(vocab_size=10, d_model=10, n_heads=3)
@@ -137,11 +147,11 @@ def test_bad_input_is_named():
         GPTConfig(vocab_size=10, max_len=0)
 
 
-def test_hidden_states_give_the_logits():
+def test_last_hidden_state_gives_the_logits():
     torch.manual_seed(0)
     model = GPT(GPTConfig(vocab_size=13, d_model=16, n_layers=1, n_heads=2, max_len=10)).eval()
     out = model(torch.randint(13, (2, 6)))
-    torch.testing.assert_close(out.hidden_states @ model.wte.weight.T, out.logits)
+    torch.testing.assert_close(out.last_hidden_state @ model.wte.weight.T, out.logits)
 
 
 def test_classifier_reads_the_last_real_token_and_adds_the_lm_loss():
@@ -150,11 +160,12 @@ def test_classifier_reads_the_last_real_token_and_adds_the_lm_loss():
     clf = GPTClassifier(gpt, n_classes=3, lm_weight=0.5).eval()
     ids = torch.tensor([[1, 5, 7, 2, 0, 0], [1, 4, 4, 9, 8, 2]])
     lengths = torch.tensor([4, 6])
+    keep = torch.arange(6)[None] < lengths[:, None]
     labels = torch.tensor([2, 0])
-    out = clf(ids, labels, lengths)
-    alone = clf(ids[:1, :4], labels[:1], lengths[:1])  # the padding must not matter
+    out = clf(ids, labels, keep)
+    alone = clf(ids[:1, :4], labels[:1])  # the padding must not matter
     torch.testing.assert_close(out.logits[:1], alone.logits)
-    hidden = gpt(ids).hidden_states
+    hidden = gpt(ids).last_hidden_state
     torch.testing.assert_close(out.logits[1], clf.head(hidden[1, 5]))
     targets = ids[:, 1:].masked_fill(torch.arange(5)[None] >= (lengths[:, None] - 1), -100)
     lm = torch.nn.functional.cross_entropy(gpt(ids[:, :-1]).logits.flatten(0, 1), targets.flatten(), ignore_index=-100)
@@ -170,10 +181,12 @@ def test_classifier_bad_input():
         GPTClassifier(gpt, n_classes=2, lm_weight=-1.0)
     clf = GPTClassifier(gpt, n_classes=2)
     ids = torch.ones(2, 4, dtype=torch.long)
-    with pytest.raises(ValueError, match=r"lengths must be a \(batch=2,\) tensor of ints in \[1, 4\]"):
-        clf(ids, None, torch.tensor([4, 5]))
+    with pytest.raises(ValueError, match="attention_mask must mark a right-padded batch"):
+        clf(ids, None, torch.tensor([[False, True, True, True], [True] * 4]))
+    with pytest.raises(ValueError, match=r"attention_mask must be a bool tensor of shape \(2, 4\)"):
+        clf(ids, None, torch.ones(2, 5, dtype=torch.bool))
     with pytest.raises(ValueError, match=r"labels must be a \(batch=2,\) tensor of class ids in \[0, 2\)"):
-        clf(ids, torch.tensor([0, 2]), torch.tensor([4, 4]))
+        clf(ids, torch.tensor([0, 2]))
 
 
 def test_top_p_one_keeps_every_token_of_a_large_vocabulary():
@@ -200,3 +213,73 @@ def test_unseeded_sampling_follows_the_global_generator():
 def test_gpt_config_pad_id_is_checked():
     with pytest.raises(ValueError, match="pad_id"):
         GPTConfig(vocab_size=10, pad_id=10)
+
+
+def _left_pad(prompts: list[list[int]], pad: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(map(len, prompts))
+    ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts])
+    keep = torch.tensor([[False] * (width - len(p)) + [True] * len(p) for p in prompts])
+    return ids, keep
+
+
+def test_a_left_padded_batch_gives_each_prompt_alone_its_logits_and_tokens():
+    torch.manual_seed(6)
+    model = GPT(GPTConfig.tiny(vocab_size=23, max_len=24, pad_id=0)).eval()
+    prompts = [[5, 9, 2, 7, 7, 3], [4], [8, 1, 6]]
+    ids, keep = _left_pad(prompts)
+    with torch.no_grad():
+        batch = model(ids, attention_mask=keep).logits
+        for b, p in enumerate(prompts):
+            alone = model(torch.tensor([p])).logits[0]
+            torch.testing.assert_close(batch[b, keep[b]], alone, atol=1e-5, rtol=1e-5)
+    for kw in ({}, {"use_cache": False}, {"eos_id": 3}):
+        together = generate(model, ids, 10, attention_mask=keep, **kw)
+        for b, p in enumerate(prompts):
+            alone = generate(model, torch.tensor([p]), 10, **kw)[0].tolist()
+            row = together[b, ids.shape[1] - len(p):].tolist()  # the padding cut off
+            assert row[:len(alone)] == alone and all(t == 0 for t in row[len(alone):])  # then pad_id
+    beams = beam_search(model, ids, 6, beam_size=3, attention_mask=keep)
+    for b, p in enumerate(prompts):
+        alone = beam_search(model, torch.tensor([p]), 6, beam_size=3)[0]
+        assert beams[b, ids.shape[1] - len(p):].tolist() == alone.tolist()
+
+
+def test_left_padding_matches_hf_gpt2_with_its_attention_mask():
+    torch.manual_seed(7)
+    cfg = GPTConfig.tiny(vocab_size=19, max_len=20)
+    theirs = hf_gpt2(cfg)
+    ours = GPT(cfg).eval()
+    from_hf_state_dict(ours, theirs.state_dict())
+    ids, keep = _left_pad([[3, 4, 5, 6, 7], [8, 9]])
+    positions = (keep.long().cumsum(1) - 1).clamp(min=0)
+    with torch.no_grad():
+        want = theirs(ids, attention_mask=keep.long(), position_ids=positions).logits
+        got = ours(ids, attention_mask=keep).logits
+    torch.testing.assert_close(got[keep], want[keep], atol=1e-5, rtol=1e-5)
+
+
+def test_exported_folder_runs_in_a_text_generation_pipeline(tmp_path):
+    from lmbook_utils.tokenizers import Tokenizer
+    from lmbook_utils.train import TrainConfig, train
+
+    words = "the cat sat on a mat . dog ran to".split()
+    tok = Tokenizer(words, unk=None)
+    story = [tok.bos_id] + [tok.token_to_id(w) for w in "the cat sat on a mat .".split()] + [tok.eos_id]
+    data = [(torch.tensor([story[:-1]] * 4), torch.tensor([story[1:]] * 4))]
+    set_seed(0)
+    model = GPT(GPTConfig.tiny(vocab_size=tok.vocab_size, pad_id=tok.pad_id))
+    train(model, data, TrainConfig(max_steps=60, lr=3e-2, warmup_steps=0, eval_every=60), progress=False)
+    prompt = ["<bos>", "the", "cat"]
+    ours = generate(model.eval(), torch.tensor([[tok.token_to_id(w) for w in prompt]]), 6, eos_id=tok.eos_id)
+    assert [tok.id_to_token(i) for i in ours[0, 3:].tolist()] == "sat on a mat . <eos>".split()  # it learned
+    save_pretrained(model, tmp_path / "gpt", tokenizer=tok)
+    pipe = transformers.pipeline("text-generation", model=str(tmp_path / "gpt"), device="cpu")
+    text = pipe(" ".join(prompt), max_new_tokens=6, do_sample=False, return_full_text=False)[0]["generated_text"]
+    assert text.split() == "sat on a mat .".split()  # the pipeline drops special tokens such as <eos>
+
+
+def test_config_presets_and_d_ff():
+    assert GPTConfig.tiny().d_ff == 4 * 16
+    assert GPT(GPTConfig.tiny(d_ff=24)).blocks[0].mlp.linear1.out_features == 24
+    with pytest.raises(ValueError, match="GPTConfig.d_ff must be an int >= 1"):
+        GPTConfig.tiny(d_ff=0)

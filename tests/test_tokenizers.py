@@ -272,3 +272,88 @@ def test_wordpiece_encode_batch_pads_rows_of_encode_pair():
     assert single[0].tolist() == tok.encode_pair("the cat")[0] and seg1.sum() == 0
     with pytest.raises(ValueError, match="seconds must have one text"):
         tok.encode_batch(firsts, ["x"])
+
+
+# ---- the package: modules, registry, files saved before the split --------------------------
+# Written by lmbook_utils/tokenizers.py before it became a package (WordTokenizer.train(
+# ["The cat sat.", "the cat ran!"], lowercase=True) and CharTokenizer.train("abc",
+# extra_specials=["[MASK]"])): files saved then must load and save again unchanged.
+OLD_WORD_JSON = """{"type": "word", "version": 1, "roles": {"pad": "<pad>", "unk": "<unk>", "bos": "<bos>",
+ "eos": "<eos>"}, "extra_specials": [], "tokens": ["cat", "the", "!", ".", "ran", "sat"],
+ "config": {"lowercase": true, "split": "lmbook_utils.tokenizers:split_words"}}"""
+OLD_CHAR_JSON = """{"type": "char", "version": 1, "roles": {"pad": "<pad>", "unk": "<unk>", "bos": "<bos>",
+ "eos": "<eos>"}, "extra_specials": ["[MASK]"], "tokens": ["a", "b", "c"], "config": {}}"""
+
+
+def test_files_saved_before_the_package_split_still_load(tmp_path):
+    (tmp_path / "word.json").write_text(OLD_WORD_JSON, encoding="utf-8")
+    (tmp_path / "char.json").write_text(OLD_CHAR_JSON, encoding="utf-8")
+    word = Tokenizer.load(tmp_path / "word.json")
+    assert type(word) is WordTokenizer and word.split is split_words
+    assert word == WordTokenizer.load(tmp_path / "word.json")
+    assert word == WordTokenizer.train(["The cat sat.", "the cat ran!"], lowercase=True)
+    assert word.encode("The cat ran.") == [5, 4, 8, 7]
+    assert word.decode(word.encode("the cat sat.")) == "the cat sat."
+    assert word.to_dict() == json.loads(OLD_WORD_JSON)  # saved again, the same file
+    char = CharTokenizer.load(tmp_path / "char.json")
+    assert char == CharTokenizer.train("abc", extra_specials=["[MASK]"])
+    assert char.to_dict() == json.loads(OLD_CHAR_JSON)
+
+
+def test_package_reexports_and_third_party_tokenizers():
+    import sys
+
+    import tokenizers as hf_tokenizers
+
+    import lmbook_utils.tokenizers as package
+    from lmbook_utils.tokenizers import _WORD, WordPieceTokenizer, _check_texts, _learn_merges  # noqa: F401
+
+    assert set(package.__all__) <= set(dir(package))
+    assert split_words.__module__ == "lmbook_utils.tokenizers"  # what saved WordTokenizers name
+    # the Hugging Face library, not this package, is what `from tokenizers import ...` finds
+    assert sys.modules["tokenizers"] is hf_tokenizers and hf_tokenizers is not package
+    assert "lmbook_utils" not in hf_tokenizers.__file__
+    tok = BPETokenizer.train(TEXTS, vocab_size=270)
+    assert isinstance(tok.hf, hf_tokenizers.Tokenizer)
+
+
+def test_modules_depend_one_way():
+    import ast
+    import importlib
+
+    imported = {}
+    for name in ("base", "simple", "subword"):
+        module = importlib.import_module(f"lmbook_utils.tokenizers.{name}")
+        tree = ast.parse(open(module.__file__, encoding="utf-8").read())
+        imported[name] = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level}
+    assert imported == {"base": set(), "simple": {"base"}, "subword": {"base"}}
+
+
+def test_subclasses_register_their_kind(tmp_path):
+    assert {k: c.__name__ for k, c in Tokenizer._kinds.items()} == {
+        "char": "CharTokenizer", "word": "WordTokenizer", "bpe": "BPETokenizer",
+        "wordpiece": "WordPieceTokenizer"}
+
+    class Upper(CharTokenizer):  # no kind of its own: saves and loads as a CharTokenizer
+        pass
+
+    assert Upper.kind == "char" and Tokenizer._kinds["char"] is CharTokenizer
+    assert "base" not in Tokenizer._kinds  # Tokenizer itself is no kind a file can hold
+    with pytest.raises(TypeError, match="kind 'char' is already the kind of CharTokenizer"):
+        type("Clash", (CharTokenizer,), {"kind": "char"})
+
+    class Reversed(CharTokenizer):
+        kind = "test-reversed"
+
+        def _split(self, text):
+            return list(text[::-1])
+
+    try:
+        tok = Reversed.train("abc")
+        tok.save(tmp_path / "r.json")
+        again = Tokenizer.load(tmp_path / "r.json")
+        assert type(again) is Reversed and again == tok and again.tokenize("ab") == ["b", "a"]
+        with pytest.raises(ValueError, match="holds a Reversed, not a CharTokenizer"):
+            CharTokenizer.load(tmp_path / "r.json")
+    finally:
+        del Tokenizer._kinds["test-reversed"]

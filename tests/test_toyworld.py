@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lmbook_utils import toyworld as tw
+from lmbook_utils.toyworld import grammar, parsing, sampling
 
 
 @pytest.fixture(scope="module")
@@ -54,15 +55,15 @@ def test_generated_sentences_parse_to_their_recorded_log_prob():
     for start in tw.SENTENCE_SYMBOLS:
         for s in tw.generate_sentences(300, seed=5, start=start):
             assert tw.is_grammatical(s.en, start=start) and tw.is_grammatical(s.zh, "zh", start)
-            assert len(tw._sentence_parses(s.en, "en", start)) == 1  # unambiguous
-            assert len(tw._sentence_parses(s.zh, "zh", start)) == 1
+            assert len(parsing._sentence_parses(s.en, "en", start)) == 1  # unambiguous
+            assert len(parsing._sentence_parses(s.zh, "zh", start)) == 1
             assert math.isclose(tw.log_prob(s.en, start=start), s.log_prob, rel_tol=1e-12)
             assert math.isclose(tw.log_prob(s.zh, "zh", start), s.log_prob, rel_tol=1e-12)
 
 
 def test_stories_parse_uniquely_to_their_recorded_log_prob(corpus):
     for s in corpus.stories[:300]:
-        assert len(tw._story_parses(s.en, "en")) == 1 and len(tw._story_parses(s.zh, "zh")) == 1
+        assert len(parsing._story_parses(s.en, "en")) == 1 and len(parsing._story_parses(s.zh, "zh")) == 1
         assert math.isclose(tw.story_log_prob(s.en), s.log_prob, rel_tol=1e-12)
         assert math.isclose(tw.story_log_prob(s.zh, "zh"), s.log_prob, rel_tol=1e-12)
         for en, zh in zip(s.sentences_en, s.sentences_zh):  # each is a grammatical sentence
@@ -82,9 +83,9 @@ def test_probabilities_of_a_whole_sub_language_sum_to_one(sym):
 def test_story_slot_choices_sum_to_one_and_are_distinct_texts(corpus):
     ents = (("person", "alice", "f"), ("animal", "dog", None), ("person", "bob", "m"), ("food", "cake", None))
     states = [((), ()), (ents[:1], ()), (ents[:2], ()), (ents, (0,)), (ents[:2], (1,))]
-    for slot in tw._SLOTS:
+    for slot in grammar._SLOTS:
         for state in states:
-            opts = list(tw._slot_all(slot, *state))
+            opts = list(sampling._slot_all(slot, *state))
             assert abs(sum(o[0] for o in opts) - 1) < 1e-12
             assert len({o[1] for o in opts}) == len(opts) and len({o[2] for o in opts}) == len(opts)
 
@@ -193,7 +194,7 @@ def test_entity_spans_point_at_the_right_words():
             words = " ".join(e.tokens[s:t])
             seen[label] += 1
             assert {"PERSON": words in names, "ANIMAL": words in animals, "PLACE": words in places,
-                    "OBJECT": words in tw._NOUN and words not in animals}[label], (words, label)
+                    "OBJECT": words in grammar._NOUN and words not in animals}[label], (words, label)
         assert sum(tag != "O" for tag in e.bio_tags) == sum(t - s for s, t, _ in e.spans)
     assert set(seen) == set(tw.ENTITY_LABELS)
 
@@ -314,68 +315,3 @@ def test_grammar_shares_count_sentences_and_stories():
     assert story_share == 0.5
     with pytest.raises(ValueError, match="non-empty list of token lists"):
         tw.grammar_shares(["Alice sang."])
-
-
-# ---- word_relations (chapter 05) --------------------------------------------------------------
-def test_word_relations_by_hand():
-    toks = tw.tokenize_en("Alice saw a big dog. She liked it. Bob gave her the ball.")
-    # 0 alice 1 saw 2 a 3 big 4 dog 5 . 6 she 7 liked 8 it 9 . 10 bob 11 gave 12 her 13 the 14 ball 15 .
-    rel = tw.word_relations(toks)
-    assert ("determiner → noun", 2, 4) in rel and ("determiner → noun", 13, 14) in rel
-    assert ("object → verb", 4, 1) in rel and ("object → verb", 8, 7) in rel
-    assert ("pronoun → antecedent", 6, 0) in rel and ("pronoun → antecedent", 12, 0) in rel
-    assert len(rel) == 6  # "gave" takes two objects and is left out; "bob" is a subject
-
-
-def test_word_relations_follow_the_grammar_on_stories():
-    counts = Counter()
-    for story in tw.generate_stories(200, seed=3):
-        toks = tw.tokenize_en(story.en)
-        for kind, q, t in tw.word_relations(toks):
-            counts[kind] += 1
-            if kind == "determiner → noun":
-                assert toks[q] in ("a", "the") and 0 < t - q <= 2
-            elif kind == "object → verb":
-                assert t < q and toks[t] in ("saw", "ate", "read", "found", "lost", "liked", "loved",
-                                             "disliked", "hated")
-            else:  # the antecedent is a name of the pronoun's gender
-                assert tw.PEOPLE[[p[0].lower() for p in tw.PEOPLE].index(toks[t])][2] == \
-                    {"he": "m", "him": "m", "she": "f", "her": "f"}[toks[q]]
-    assert min(counts.values()) > 50, counts
-
-
-def test_word_relations_bad_input():
-    with pytest.raises(ValueError, match="tokens must be a list of word strings"):
-        tw.word_relations("Alice saw a dog.")
-
-
-WORDS = ["he", "she", "alice", "bob", "sang", "laughed", "."]
-
-
-def test_hidden_word_posterior_by_hand():
-    tokens = tw.tokenize_en("Alice laughed. She sang.")
-    post = dict(zip(WORDS, tw.hidden_word_posterior(tokens, 3, WORDS)))
-    assert post["he"] == 0.0                       # no man has been introduced
-    assert post["alice"] == 0.0                    # the grammar says "she" for a known, unambiguous woman
-    assert post["she"] > 0 and post["bob"] > 0     # "Bob sang." introduces a new person
-    assert sum(post.values()) == pytest.approx(1.0)
-    # the ratio of two candidates is the ratio of the two stories' probabilities
-    ratio = math.exp(tw.story_log_prob("Alice laughed. She sang.") - tw.story_log_prob("Alice laughed. Bob sang."))
-    assert post["she"] / post["bob"] == pytest.approx(ratio)
-    # the last token of a story can only be its period
-    assert dict(zip(WORDS, tw.hidden_word_posterior(tokens, len(tokens) - 1, WORDS)))["."] == 1.0
-
-
-def test_hidden_word_posterior_bad_input():
-    tokens = tw.tokenize_en("Alice laughed. She sang.")
-    with pytest.raises(ValueError, match="position"):
-        tw.hidden_word_posterior(tokens, len(tokens), WORDS)
-    with pytest.raises(ValueError, match="position"):
-        tw.hidden_word_posterior(tokens, True, WORDS)
-    with pytest.raises(ValueError, match="words"):
-        tw.hidden_word_posterior(tokens, 0, [])
-    with pytest.raises(ValueError, match="tokens"):
-        tw.hidden_word_posterior("Alice laughed.", 0, WORDS)
-    # "Bob laughed. ___ sang." with no woman and only "she" offered: nothing fits, no guess
-    with pytest.raises(ValueError, match="no word in words"):
-        tw.hidden_word_posterior(tw.tokenize_en("Bob laughed. He sang."), 3, ["she"])

@@ -13,8 +13,8 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from lmbook_utils.repro import set_seed  # noqa: E402
-from lmbook_utils.train import (History, TrainConfig, _Progress, evaluate, lr_at,  # noqa: E402
-                                train)
+from lmbook_utils.train import History, TrainConfig, evaluate, lr_at, train  # noqa: E402
+from lmbook_utils.train_progress import _Progress  # noqa: E402
 
 
 @dataclass
@@ -158,14 +158,14 @@ def test_dict_batches_loss_fn_and_token_count():
             super().__init__()
             self.emb = nn.Embedding(5, 5)
 
-        def forward(self, ids, targets=None):
-            logits = self.emb(ids)
+        def forward(self, input_ids, targets=None):
+            logits = self.emb(input_ids)
             loss = None if targets is None else nn.functional.cross_entropy(
                 logits.view(-1, 5), targets.view(-1))
             return Out(logits, loss)
 
     ids = torch.tensor([[0, 1, 2, 3], [1, 2, 3, 4]])
-    data = [{"ids": ids, "targets": (ids + 1) % 5}]
+    data = [{"input_ids": ids, "targets": (ids + 1) % 5}]
     set_seed(0, threads=None)
     hist = train(Bigram(), data, TrainConfig(max_steps=30, lr=0.3, device="cpu", eval_every=10),
                  eval_data=data, progress=False)
@@ -175,7 +175,7 @@ def test_dict_batches_loss_fn_and_token_count():
     calls = []
 
     def loss_fn(model, batch):
-        calls.append(batch["ids"].device.type)
+        calls.append(batch["input_ids"].device.type)
         return model(**batch).loss
 
     train(Bigram(), data, TrainConfig(max_steps=3, device="cpu"), loss_fn=loss_fn, progress=False)
@@ -332,9 +332,9 @@ def test_evaluate_weights_batches_by_their_targets():
 
 def test_evaluate_counts_the_transformer_padding_as_ignored():
     from lmbook_utils.train import count_targets
-    from lmbook_utils.transformer import Transformer
+    from lmbook_utils.transformer import Transformer, TransformerConfig
 
-    model = Transformer(7, 7, d_model=8, n_heads=2, n_layers=1, d_ff=16, pad_id=0)
+    model = Transformer(TransformerConfig(7, 7, d_model=8, n_heads=2, n_layers=1, d_ff=16, pad_id=0))
     src = torch.tensor([[1, 2, 0]])
     assert count_targets(model, (src, torch.tensor([[1, 3, 0]]), torch.tensor([[3, 2, 0]]))) == 2
 

@@ -9,8 +9,9 @@ import torch
 from torch import nn
 
 from lmbook_utils.attention import causal_mask
-from lmbook_utils.transformer import (Decoder, Encoder, Transformer, beam_search, copy_from_torch,
-                                      greedy_decode, sinusoidal_positions)
+from lmbook_utils.decoding import beam_search, generate
+from lmbook_utils.transformer import (Decoder, Encoder, Transformer, TransformerConfig, copy_from_torch,
+                                      sinusoidal_positions)
 
 torch.set_num_threads(2)
 
@@ -37,7 +38,7 @@ def test_encoder_matches_torch(norm_first):
     copy_from_torch(ours, theirs)
     x = torch.randn(3, 6, 32)
     keep = torch.tensor([[True] * 6, [True] * 4 + [False] * 2, [True] * 5 + [False]])
-    got, _ = ours(x, key_padding_mask=keep)
+    got, _ = ours(x, key_mask=keep)
     want = theirs(x, src_key_padding_mask=~keep)
     torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
 
@@ -56,8 +57,8 @@ def test_full_encoder_decoder_matches_torch_transformer(norm_first):
     src_keep = torch.tensor([[True] * 7, [True] * 5 + [False] * 2])
     want = theirs(src, tgt, tgt_mask=~causal_mask(5), src_key_padding_mask=~src_keep,
                   memory_key_padding_mask=~src_keep)
-    memory, _ = enc(src, key_padding_mask=src_keep)
-    got, self_w, cross_w = dec(tgt, memory, memory_key_padding_mask=src_keep, need_weights=True)
+    memory, _ = enc(src, key_mask=src_keep)
+    got, self_w, cross_w = dec(tgt, memory, memory_key_mask=src_keep, need_weights=True)
     torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
     assert cross_w[0].shape == (2, 4, 5, 7) and torch.all(cross_w[1][1, :, :, 5:] == 0)
     assert torch.all(self_w[0][..., ~causal_mask(5)] == 0)
@@ -74,8 +75,8 @@ def test_copy_from_torch_refuses_mismatches():
 
 def small_model(**kw) -> Transformer:
     torch.manual_seed(0)
-    return Transformer(src_vocab=12, tgt_vocab=10, d_model=16, n_heads=2, n_layers=1, d_ff=32,
-                       dropout=0.0, max_len=20, **kw)
+    return Transformer(TransformerConfig(src_vocab=12, tgt_vocab=10, d_model=16, n_heads=2, n_layers=1, d_ff=32,
+                                         dropout=0.0, max_len=20, **kw))
 
 
 def test_teacher_forcing_is_causal_and_padding_is_ignored_by_the_loss():
@@ -100,8 +101,8 @@ def test_teacher_forcing_is_causal_and_padding_is_ignored_by_the_loss():
 @pytest.mark.parametrize("positions", ["sinusoidal", "learned"])
 def test_learns_to_reverse_short_sequences(positions):
     torch.manual_seed(0)
-    model = Transformer(8, 8, d_model=32, n_heads=4, n_layers=1, d_ff=64, dropout=0.0, max_len=10,
-                        positions=positions, pad_id=0)
+    model = Transformer(TransformerConfig(8, 8, d_model=32, n_heads=4, n_layers=1, d_ff=64, dropout=0.0,
+                                          max_len=10, positions=positions, pad_id=0))
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     g = torch.Generator().manual_seed(0)
     for _ in range(300):
@@ -112,30 +113,33 @@ def test_learns_to_reverse_short_sequences(positions):
         loss.backward()
         opt.step()
     src = torch.randint(3, 8, (16, 4), generator=g)
-    out = greedy_decode(model, src, bos_id=1, eos_id=2, max_len=6)
+    out = generate(model, src, 6, bos_id=1, eos_id=2)
     assert torch.equal(out[:, 1:5], src.flip(1)) and torch.all(out[:, 5] == 2)
 
 
 class ForcedModel(nn.Module):
-    """Next-token log-probs depend only on the last token; table chosen by the first src id."""
+    """A Decodable whose next-token log-probs depend only on the last token; the table is
+    chosen by the first source id."""
 
-    pad_id = 0
+    is_encoder_decoder = True
+    config = TransformerConfig.tiny(max_len=8)  # pad_id 0, room for 7 new tokens
 
     def __init__(self, tables: dict[int, dict[int, dict[int, float]]], vocab: int = 5) -> None:
         super().__init__()
         self.tables, self.vocab = tables, vocab
 
-    def encode(self, src):
-        return src.float()[:, :, None], None
+    def decoding_context(self, src, attention_mask):
+        return {"first": src[:, 0]}
 
-    def decode(self, tgt, memory, keep):
-        logits = torch.full((tgt.shape[0], tgt.shape[1], self.vocab), -1e9)
+    def new_caches(self):
+        return None
+
+    def next_token_logits(self, tgt, attention_mask, context, caches):
+        logits = torch.full((tgt.shape[0], self.vocab), -1e9)
         for b in range(tgt.shape[0]):
-            table = self.tables[int(memory[b, 0, 0])]
-            for t in range(tgt.shape[1]):
-                for tok, p in table.get(int(tgt[b, t]), {}).items():
-                    logits[b, t, tok] = math.log(p)
-        return logits, None, None
+            for tok, p in self.tables[int(context["first"][b])].get(int(tgt[b, -1]), {}).items():
+                logits[b, tok] = math.log(p)
+        return logits
 
 
 # ids: 0 pad, 1 bos, 2 eos, 3 A, 4 B
@@ -146,44 +150,60 @@ SIMPLE = {1: {3: 0.6, 4: 0.4}, 3: {2: 0.7, 4: 0.3}, 4: {2: 0.9, 3: 0.1}}
 def test_greedy_walks_into_the_trap_and_beam_search_avoids_it():
     model = ForcedModel({7: GREEDY_TRAP})
     src = torch.tensor([[7, 5]])
-    greedy = greedy_decode(model, src, bos_id=1, eos_id=2, max_len=6)
+    greedy = generate(model, src, 6, bos_id=1, eos_id=2)
     assert greedy.tolist() == [[1, 3, 3, 3, 3, 3, 3]]  # max_len respected, no EOS ever chosen
     # P(A EOS) = 0.18, P(B EOS) = 0.36: the best complete sentence starts with the worse token
-    beam = beam_search(model, src, bos_id=1, eos_id=2, max_len=6, beam_size=2, length_penalty=0.0)
+    beam = beam_search(model, src, 6, bos_id=1, eos_id=2, beam_size=2, length_penalty=0.0)
     assert beam.tolist() == [[1, 4, 2]]
 
 
 def test_beam_of_one_equals_greedy_and_batches_equal_single_examples():
     model = ForcedModel({7: SIMPLE, 8: GREEDY_TRAP})
     src = torch.tensor([[7, 1], [8, 1]])
-    greedy = greedy_decode(model, src, bos_id=1, eos_id=2, max_len=5)
+    greedy = generate(model, src, 5, bos_id=1, eos_id=2)
     assert greedy.tolist() == [[1, 3, 2, 0, 0, 0], [1, 3, 3, 3, 3, 3]]  # ended rows padded
     for b in range(2):
-        single = greedy_decode(model, src[b:b + 1], bos_id=1, eos_id=2, max_len=5)
+        single = generate(model, src[b:b + 1], 5, bos_id=1, eos_id=2)
         assert single[0].tolist() == [t for t in greedy[b].tolist()][:single.shape[1]]
-    beam1 = beam_search(model, src[:1], bos_id=1, eos_id=2, max_len=5, beam_size=1, length_penalty=0.0)
+    beam1 = beam_search(model, src[:1], 5, bos_id=1, eos_id=2, beam_size=1, length_penalty=0.0)
     assert beam1.tolist() == [[1, 3, 2]]
-    both = beam_search(model, src, bos_id=1, eos_id=2, max_len=5, beam_size=3, length_penalty=0.0)
+    both = beam_search(model, src, 5, bos_id=1, eos_id=2, beam_size=3, length_penalty=0.0)
     assert both.tolist() == [[1, 3, 2], [1, 4, 2]]
+    # length_penalty 1 (the default) ranks by mean log-probability: in the trap, A EOS
+    # (ln(.6 * .3) / 2 = -0.86) and A A EOS (ln(.6 * .36 * .3) / 3 = -0.91) lose to B EOS
+    # (ln(.4 * .9) / 2 = -0.51) as well
+    assert beam_search(model, src[1:], 5, bos_id=1, eos_id=2, beam_size=3).tolist() == [[1, 4, 2]]
 
 
 def test_bad_input_is_named():
     model = small_model()
-    with pytest.raises(ValueError, match=r"src must be a \(batch, seq\) tensor"):
+    with pytest.raises(ValueError, match=r"input_ids must be a \(batch, seq\) tensor"):
         model(torch.tensor([3, 4]), torch.tensor([[1, 2]]))
-    with pytest.raises(ValueError, match="tgt holds ids outside"):
+    with pytest.raises(ValueError, match="decoder_input_ids holds ids outside"):
         model(torch.tensor([[3, 4]]), torch.tensor([[1, 10]]))
     with pytest.raises(ValueError, match="exceeds the position table"):
         model(torch.ones(1, 25, dtype=torch.long), torch.tensor([[1, 2]]))
-    with pytest.raises(ValueError, match="tgt_out must have the shape"):
+    with pytest.raises(ValueError, match=r"targets must be an integer tensor of shape \(1, 2\)"):
         model(torch.tensor([[3, 4]]), torch.tensor([[1, 2]]), torch.tensor([[2]]))
-    with pytest.raises(ValueError, match="positions must be"):
-        Transformer(10, 10, positions="rotary")
-    with pytest.raises(ValueError, match="pad_id"):
-        Transformer(10, 10, pad_id=10)
-    with pytest.raises(ValueError, match="max_len"):
-        greedy_decode(model, torch.tensor([[3]]), 1, 2, max_len=0)
+    with pytest.raises(ValueError, match="TransformerConfig.positions must be"):
+        TransformerConfig(10, 10, positions="rotary")
+    with pytest.raises(ValueError, match="TransformerConfig.pad_id"):
+        TransformerConfig(10, 10, pad_id=10)
+    with pytest.raises(TypeError, match="config must be a TransformerConfig"):
+        Transformer(10)
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        generate(model, torch.tensor([[3]]), 0, bos_id=1, eos_id=2)
+    with pytest.raises(ValueError, match="bos_id"):
+        generate(model, torch.tensor([[3]]), 3, eos_id=2)
+    with pytest.raises(ValueError, match="max_len=20"):
+        generate(model, torch.tensor([[3]]), 20, bos_id=1)
     with pytest.raises(ValueError, match="beam_size"):
-        beam_search(model, torch.tensor([[3]]), 1, 2, beam_size=0)
+        beam_search(model, torch.tensor([[3]]), 3, bos_id=1, eos_id=2, beam_size=0)
     with pytest.raises(ValueError, match="length_penalty"):
-        beam_search(model, torch.tensor([[3]]), 1, 2, length_penalty=-1)
+        beam_search(model, torch.tensor([[3]]), 3, bos_id=1, eos_id=2, length_penalty=-1)
+
+
+def test_config_preset_and_the_loss_ignores_padding_targets():
+    model = Transformer(TransformerConfig.tiny())
+    assert model.ignore_index == model.config.pad_id == 0
+    assert sum(p.numel() for p in model.parameters()) < 20_000

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 import warnings
@@ -14,7 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from lmbook_utils import viz  # noqa: E402
+from lmbook_utils import attention_views, html_views, viz  # noqa: E402
 
 TOKENS = ["the", "cat", "sat", "down"]
 
@@ -26,10 +27,7 @@ def softmax_attention(layers: int, heads: int, q: int, k: int, seed: int = 0):
 
 
 @pytest.fixture(autouse=True)
-def fresh_state(monkeypatch):
-    """Each test starts like a fresh kernel: no ids handed out, libraries not yet sent."""
-    monkeypatch.setattr(viz, "_SEEN", viz.Counter())
-    monkeypatch.setattr(viz, "_STATE", {"libs_sent": False})
+def close_figures():
     yield
     plt.close("all")
 
@@ -42,7 +40,16 @@ def params_of(view_html: str) -> dict:
 
 
 def have_node_modules() -> bool:
-    return all((viz._node_modules() / rel).is_file() for rel in viz._LIBS.values())
+    return all((attention_views._node_modules() / rel).is_file() for rel in attention_views._LIBS.values())
+
+
+def run_node(script: str) -> str:
+    """Run JavaScript in node (installed with the book's assets); skip where there is none."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is missing (it comes with npm, which `make assets` needs)")
+    return subprocess.run([node, "-e", script], capture_output=True, text=True, check=True,
+                          timeout=60).stdout
 
 
 # ------------------------------------------------------------------ shapes accepted
@@ -67,11 +74,7 @@ def test_accepts_what_a_transformers_model_returns():
 def test_tuple_of_layers_and_one_stacked_tensor_give_the_same_view():
     layers = softmax_attention(2, 3, 4, 4)
     a = viz.model_view(layers, TOKENS).html
-    viz._SEEN.clear()
-    viz._STATE["libs_sent"] = False
     b = viz.model_view(torch.stack(layers)[:, 0], TOKENS).html  # (layers, heads, q, k)
-    viz._SEEN.clear()
-    viz._STATE["libs_sent"] = False
     c = viz.model_view([x[0].numpy() for x in layers], TOKENS).html  # list of (heads, q, k) arrays
     assert a == b == c
 
@@ -152,13 +155,23 @@ def test_encoder_decoder_shapes_are_checked():
 
 # ------------------------------------------------------------------ stable, offline HTML
 
-def test_same_input_gives_the_same_html_in_a_fresh_state():
+def test_the_same_view_twice_gives_identical_html():
+    """No hidden state: a view's HTML depends only on its arguments."""
     attn = softmax_attention(2, 2, 4, 4)
     first = viz.head_view(attn, TOKENS).html
-    viz._SEEN.clear()
-    viz._STATE["libs_sent"] = False
     assert viz.head_view(attn, TOKENS).html == first
+    assert viz.model_view(attn, TOKENS).html == viz.model_view(attn, TOKENS).html
     assert not re.search(r"bertviz-[0-9a-f]{32}", first)  # bertviz's random uuid is gone
+
+
+def test_a_view_does_not_depend_on_what_ran_before():
+    """Which cell ran first (or which ran twice) does not change a stored output."""
+    attn, other = softmax_attention(1, 2, 4, 4), softmax_attention(2, 1, 4, 4, seed=1)
+    alone = viz.head_view(attn, TOKENS).html
+    viz.model_view(other, TOKENS)
+    viz.encoder_decoder_view(other, other, other, TOKENS, TOKENS)
+    viz.frame_switcher({1: "<p>a</p>"}, label="k")
+    assert viz.head_view(attn, TOKENS).html == alone
 
 
 def test_two_fresh_python_processes_give_identical_html(tmp_path):
@@ -175,30 +188,56 @@ def test_two_fresh_python_processes_give_identical_html(tmp_path):
     assert runs[0] == runs[1] and len(runs[0]) > 1000
 
 
-def test_repeated_views_in_one_kernel_get_distinct_ids():
+def test_ids_come_from_the_content_and_each_view_claims_its_element():
     attn = softmax_attention(1, 1, 4, 4)
-    a, b = viz.head_view(attn, TOKENS).html, viz.head_view(attn, TOKENS).html
-    id_a = params_of(a)["root_div_id"]
-    id_b = params_of(b)["root_div_id"]
-    assert id_a != id_b and id_b == id_a + "-1"
+    a, b = viz.head_view(attn, TOKENS).html, viz.head_view(attn, ["w", "x", "y", "z"]).html
+    id_a, id_b = params_of(a)["root_div_id"], params_of(b)["root_div_id"]
+    assert re.fullmatch(r"lmbook-head-[0-9a-f]{12}", id_a) and id_a != id_b
     assert f'id="{id_a}"' in a and f'id="{id_b}"' in b
+    assert params_of(viz.model_view(attn, TOKENS).html)["root_div_id"].startswith("lmbook-model-")
+    # At run time the view draws into the first copy of its element not drawn yet.
+    assert re.search(r"const params = \{.*\}; //[^\n]*\n *params\.root_div_id = "
+                     r"window\.__lmbookViz\.claim\(params\.root_div_id\);", a)
+
+
+def test_two_copies_of_one_view_on_a_page_each_get_their_own_element():
+    """The loader's `claim`, run in node over a stand-in page holding the same view twice."""
+    script = """
+      const els = [0, 1].map(i => ({id: "v", n: i, attrs: {},
+        hasAttribute(k) { return k in this.attrs; }, setAttribute(k, v) { this.attrs[k] = v; }}));
+      global.window = {};
+      global.document = {querySelectorAll(sel) {
+        const id = /^\\[id="(.*)"\\]$/.exec(sel)[1]; return els.filter(e => e.id === id); }};
+      eval(LOADER); eval(LOADER);  // every view carries the loader: twice must be harmless
+      const api = window.__lmbookViz, first = api.claim("v"), second = api.claim("v");
+      eval(LOADER);
+      console.log(JSON.stringify({same: api === window.__lmbookViz, first, second,
+                                  ids: els.map(e => e.id), drawn: els.map(e => "data-lmbook-drawn" in e.attrs)}));
+    """.replace("LOADER", json.dumps(attention_views._LOADER_JS))
+    result = json.loads(run_node(script))
+    assert result == {"same": True, "first": "v-copy1", "second": "v", "ids": ["v-copy1", "v"],
+                      "drawn": [True, True]}
 
 
 @pytest.mark.skipif(not have_node_modules(), reason="node_modules missing: run `make assets`")
-def test_libraries_are_inlined_once_and_nothing_comes_from_a_cdn():
+def test_every_view_carries_the_guarded_libraries_and_nothing_comes_from_a_cdn():
     attn = softmax_attention(1, 1, 4, 4)
     first, second = viz.head_view(attn, TOKENS).html, viz.model_view(attn, TOKENS).html
     for html in (first, second):
         assert "cdnjs" not in html and "require.config" not in html and "requirejs(" not in html
         assert "http://" not in html.replace("http://www.w3.org", "")
         assert "https://" not in html.replace("https://github.com", "").replace("https://d3js.org", "")
-    jquery = (viz._node_modules() / "jquery/dist/jquery.min.js").read_text(encoding="utf-8")
-    d3 = (viz._node_modules() / "d3/dist/d3.min.js").read_text(encoding="utf-8")
+    nm = attention_views._node_modules()
+    jquery = (nm / "jquery/dist/jquery.min.js").read_text(encoding="utf-8")
+    d3 = (nm / "d3/dist/d3.min.js").read_text(encoding="utf-8")
     assert "jQuery v2.1.0" in jquery and 'version="5.7.0"' in d3  # the pinned versions
-    assert "jQuery v2.1.0" in first and "5.7.0" in first  # inlined in the first view ...
-    assert "jQuery v2.1.0" not in second  # ... and only there
-    assert "window.__lmbookViz.run(function ($, d3)" in second
-    assert len(first) > len(second) + 200_000
+    for html in (first, second):  # each view works alone: it carries the libraries ...
+        assert html.count("jQuery v2.1.0") == 1 and html.count('version="5.7.0"') == 1
+        loader = html.index("window.__lmbookViz = {")
+        guard = html.index("if (window.__lmbookViz.ready) return;")  # ... evaluated once per page
+        libs, draw = html.index("jQuery v2.1.0"), html.index("window.__lmbookViz.run(function ($, d3)")
+        assert loader < guard < libs < draw
+    assert len(first) > 300_000 and len(second) > 300_000
 
 
 def test_without_node_modules_it_warns_and_uses_the_cdn(monkeypatch, tmp_path):
@@ -206,6 +245,7 @@ def test_without_node_modules_it_warns_and_uses_the_cdn(monkeypatch, tmp_path):
     with pytest.warns(UserWarning, match=r"run `make assets` \(npm ci\)"):
         html = viz.head_view(softmax_attention(1, 1, 4, 4), TOKENS).html
     assert "https://cdnjs.cloudflare.com/ajax/libs/d3/5.7.0/d3.min.js" in html
+    assert "window.__lmbookVizCdn" in html and "jQuery v2.1.0" not in html
 
 
 def test_tokens_cannot_close_the_script_early():
@@ -235,7 +275,8 @@ def test_frame_switcher_structure_slider():
     assert html.count("data:image/svg+xml;base64,") == 3
     assert all(not plt.fignum_exists(f.number) for f in figs.values())  # closed: not shown twice
     root_id = re.search(r'<div class="lmbook-frames" id="([^"]+)"', html).group(1)
-    assert f"document.getElementById({json.dumps(root_id)})" in html
+    assert re.fullmatch(r"lmbook-frames-[0-9a-f]{12}", root_id)
+    assert f"""document.querySelectorAll('[id="' + {json.dumps(root_id)} + '"]')""" in html
 
 
 def test_frame_switcher_dropdown_and_html_frames():
@@ -246,12 +287,32 @@ def test_frame_switcher_dropdown_and_html_frames():
     assert '<div class="lmbook-frame" data-value="b" hidden><p>second</p></div>' in html
 
 
-def test_frame_switcher_is_stable_in_a_fresh_state():
-    make = lambda: viz.frame_switcher({k: figure(k) for k in (1, 2)}, label="k").html  # noqa: E731
+def test_frame_switcher_twice_gives_identical_html():
+    make = lambda **kw: viz.frame_switcher({k: figure(k) for k in (1, 2)}, label="k", **kw).html  # noqa: E731
     first = make()
-    viz._SEEN.clear()
-    assert make() == first
-    assert make() != first  # a second switcher in the same kernel gets its own id
+    assert make() == first  # no hidden state: a second switcher in the same kernel is the same bytes
+    ids = {re.search(r'id="(lmbook-frames-[0-9a-f]+)"', h).group(1)
+           for h in (first, make(initial=2), make(control="dropdown"))}
+    assert len(ids) == 3  # different HTML, different id
+
+
+def test_two_copies_of_one_switcher_on_a_page_are_both_wired():
+    """The switcher's script, run in node over a stand-in page holding the same switcher twice."""
+    html = viz.frame_switcher({"a": "<p>a</p>", "b": "<p>b</p>"}, label="k").html
+    root_id = re.search(r'id="([^"]+)"', html).group(1)
+    script = html.split("<script>", 1)[1].split("</script>", 1)[0]
+    node = """
+      const wired = [];
+      const roots = [0, 1].map(i => ({id: ROOT, attrs: {},
+        hasAttribute(k) { return k in this.attrs; }, setAttribute(k, v) { this.attrs[k] = v; },
+        querySelector(sel) { return sel === "output" ? {} : {value: "0",
+          addEventListener(ev) { wired.push([i, ev]); }}; },
+        querySelectorAll() { return []; }}));
+      global.document = {querySelectorAll(sel) { return roots.filter(r => sel === '[id="' + r.id + '"]'); }};
+      eval(SCRIPT); eval(SCRIPT); eval(SCRIPT);  // two copies, and a third run finds none left
+      console.log(JSON.stringify(wired));
+    """.replace("ROOT", json.dumps(root_id)).replace("SCRIPT", json.dumps(script))
+    assert json.loads(run_node(node)) == [[0, "input"], [0, "change"], [1, "input"], [1, "change"]]
 
 
 @pytest.mark.parametrize("kwargs, error, message", [
@@ -303,3 +364,13 @@ def test_heatmap_html_table_colours_and_errors():
         viz.heatmap_html([[0.1, 0.2]], ["a", "b"], ["x", "y"])
     with pytest.raises(ValueError, match="finite"):
         viz.heatmap_html([[float("nan")]], ["a"], ["x"])
+
+
+def test_viz_is_the_entry_point_and_holds_no_state():
+    """viz only re-exports; the views live in attention_views and html_views."""
+    for name in viz.__all__:
+        home = attention_views if name in attention_views.__all__ else html_views
+        assert getattr(viz, name) is getattr(home, name), name
+    assert sorted(viz.__all__) == sorted(attention_views.__all__ + html_views.__all__)
+    for module in (viz, attention_views, html_views):
+        assert not hasattr(module, "_SEEN") and not hasattr(module, "_STATE")

@@ -17,6 +17,7 @@ help:
 	@echo "make book   build the HTML book into book/_build/html (executes every chapter)"
 	@echo "make test   run every test: package, notebooks (nbval), book build, browser"
 	@echo "make lab    open the chapters in JupyterLab"
+	@echo "make grade  run the submitted notebooks in SUBMISSIONS=folder, write folder/grades.csv"
 	@echo "make clean  remove the build and the virtual environment"
 
 env: $(STAMP) $(KERNEL)
@@ -76,6 +77,19 @@ test: env assets
 
 lab: env
 	env $$($(call PINNED,{k}={v})) $(VENV)/bin/jupyter lab book/chapters
+
+# Grade a class (lmbook_utils/grading.py): `make grade SUBMISSIONS=path/to/folder` runs every
+# notebook (*.ipynb) of the folder offline in the book's kernel, each with a time limit
+# (GRADE_TIMEOUT=seconds, default 600), and writes path/to/folder/grades.csv: which exercise
+# checks each submission passes, with the checks' messages.
+.PHONY: grade
+grade: env
+	@if [ -z "$(SUBMISSIONS)" ]; then \
+		echo "make grade: name the folder of submitted notebooks: make grade SUBMISSIONS=path/to/folder"; \
+		exit 2; \
+	fi
+	$(PY) -m lmbook_utils.grading "$(SUBMISSIONS)" --out "$(SUBMISSIONS)/grades.csv" \
+		$(if $(GRADE_TIMEOUT),--timeout $(GRADE_TIMEOUT))
 
 # Refresh the full lock after changing a pin in pyproject.toml.
 lock: env

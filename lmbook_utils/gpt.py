@@ -35,7 +35,8 @@ from .modeling import IGNORE_INDEX, ModelOutput, check_attention_mask, check_inp
 from .tokenizers import Tokenizer
 from .transformer import FeedForward, check_config_sizes
 
-__all__ = ["GPTConfig", "GPT", "GPTClassifier", "from_hf_state_dict", "to_hf_state_dict", "save_pretrained"]
+__all__ = ["GPTConfig", "GPT", "GPTClassifier", "training_flops_per_token", "from_hf_state_dict", "to_hf_state_dict",
+           "save_pretrained"]
 
 
 @dataclass
@@ -222,6 +223,24 @@ class GPTClassifier(nn.Module):
                 lm = F.cross_entropy(out.logits[:, :-1].flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX)
                 loss = loss + self.lm_weight * lm
         return ModelOutput(logits, loss, last_hidden_state=out.last_hidden_state)
+
+
+def training_flops_per_token(config: GPTConfig, n_ctx: int) -> int:
+    """Floating-point operations of the matrix products that training on one token costs.
+
+    Introduced in chapter 06_gpt. The forward pass does 2 operations (a multiply and an add) per
+    weight of every linear layer, the output layer (d_model x vocab_size) included, and
+    4 * n_layers * n_ctx * d_model for the attention scores and the weighted sum of the values
+    over a context of n_ctx positions (Kaplan et al. 2020 count the first half, 2 n_layer n_ctx
+    d_attn); the backward pass does twice the forward. Kaplan et al.'s C = 6N leaves out the
+    attention and the output layer, which are not small in a narrow model. Biases, LayerNorms,
+    softmax and GELU are left out (they are O(d) per token). `torch.utils.flop_counter`
+    counts the same (tested)."""
+    if isinstance(n_ctx, bool) or not isinstance(n_ctx, int) or not 1 <= n_ctx <= config.max_len:
+        raise ValueError(f"n_ctx must be an int in [1, max_len={config.max_len}], got {n_ctx!r}")
+    d, layers = config.d_model, config.n_layers
+    linear = layers * (4 * d * d + 2 * d * config.d_ff) + d * config.vocab_size
+    return 3 * (2 * linear + 4 * layers * n_ctx * d)
 
 
 # ---- Hugging Face interchange ---------------------------------------------------------------

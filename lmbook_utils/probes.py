@@ -221,7 +221,7 @@ def relation_table(model: torch.nn.Module, tokenizer, pairs) -> dict[str, Relati
 
 # ---- hidden pronouns ---------------------------------------------------------------------------
 @torch.no_grad()
-def gender_accuracy(model: torch.nn.Module, tokenizer, pairs) -> tuple[float, int]:
+def gender_accuracy(model: torch.nn.Module, tokenizer, pairs, batch_size: int = 128) -> tuple[float, int]:
     """(share of cases where a BERT prefers the right pronoun, number of cases).
 
     Introduced in chapter 05_bert. A case is a he/she/him/her in B of a pair whose B follows
@@ -233,35 +233,47 @@ def gender_accuracy(model: torch.nn.Module, tokenizer, pairs) -> tuple[float, in
 
     `pairs`: (A, B, label) triples, label 0 when B follows A and 1 when B is a random sentence
     (Hugging Face's NSP convention); random pairs are skipped. The words of B must be one
-    token of `tokenizer` each. The model runs one case at a time in eval mode and is left in
-    the mode it was in. No case at all is an error, not an accuracy.
+    token of `tokenizer` each. The model runs in eval mode on padded batches of `batch_size`
+    cases, padding masked (`model(ids, segments, attention_mask=...)`), and is left in the mode
+    it was in. No case at all is an error, not an accuracy.
     """
     pairs = _check_pairs(pairs, labeled=True)
     device = _model_device(model)
-    _check_tokenizer(tokenizer, ("encode_pair", "id_to_token", "token_to_id", "mask_id"))
+    _check_tokenizer(tokenizer, ("encode_pair", "id_to_token", "token_to_id", "mask_id", "pad_id"))
+    cases = []  # (masked ids, segments, position, true pronoun id, flipped pronoun id)
+    for a, b, label in pairs:
+        if label == 1:
+            continue                                     # a random B: its pronouns need not fit A
+        words = tokenize_en(b)
+        ids, seg = tokenizer.encode_pair(a, b)
+        start = seg.index(1)                             # B's first token
+        if [tokenizer.id_to_token(i) for i in ids[start:-1]] != words:
+            raise ValueError(f"tokenizer must keep every toy-world word whole (one token each): "
+                             f"pairs hold {b!r}, tokenized as {[tokenizer.id_to_token(i) for i in ids]}")
+        for k in [k for k, i in enumerate(ids) if seg[k] == 1 and tokenizer.id_to_token(i) in _FLIP]:
+            w = tokenizer.id_to_token(ids[k])
+            flipped = [_FLIP[x] if j == k - start else x for j, x in enumerate(words)]
+            if story_log_prob(a + " " + detokenize_en(flipped)) > -math.inf:
+                continue                                 # both genders possible
+            cases.append((ids[:k] + [tokenizer.mask_id] + ids[k + 1:], seg, k, ids[k],
+                          tokenizer.token_to_id(_FLIP[w])))
     right = total = 0
     was_training = model.training
     model.eval()
     try:
-        for a, b, label in pairs:
-            if label == 1:
-                continue                                 # a random B: its pronouns need not fit A
-            words = tokenize_en(b)
-            ids, seg = tokenizer.encode_pair(a, b)
-            start = seg.index(1)                         # B's first token
-            if [tokenizer.id_to_token(i) for i in ids[start:-1]] != words:
-                raise ValueError(f"tokenizer must keep every toy-world word whole (one token each): "
-                                 f"pairs hold {b!r}, tokenized as {[tokenizer.id_to_token(i) for i in ids]}")
-            for k in [k for k, i in enumerate(ids) if seg[k] == 1 and tokenizer.id_to_token(i) in _FLIP]:
-                w = tokenizer.id_to_token(ids[k])
-                flipped = [_FLIP[x] if j == k - start else x for j, x in enumerate(words)]
-                if story_log_prob(a + " " + detokenize_en(flipped)) > -math.inf:
-                    continue                             # both genders possible
-                masked = ids[:k] + [tokenizer.mask_id] + ids[k + 1:]
-                logits = model(torch.tensor([masked], device=device),
-                               torch.tensor([seg], device=device)).logits[0, k]
-                right += int(logits[ids[k]] > logits[tokenizer.token_to_id(_FLIP[w])])
-                total += 1
+        for i in range(0, len(cases), batch_size):   # padded batches, padding masked
+            chunk = cases[i:i + batch_size]
+            width = max(len(c[0]) for c in chunk)
+            ids = torch.tensor([c[0] + [tokenizer.pad_id] * (width - len(c[0])) for c in chunk], device=device)
+            seg = torch.tensor([c[1] + [0] * (width - len(c[1])) for c in chunk], device=device)
+            keep = torch.tensor([[True] * len(c[0]) + [False] * (width - len(c[0])) for c in chunk], device=device)
+            logits = model(ids, seg, attention_mask=keep).logits
+            rows = torch.arange(len(chunk), device=device)
+            at = logits[rows, torch.tensor([c[2] for c in chunk], device=device)]
+            true = at[rows, torch.tensor([c[3] for c in chunk], device=device)]
+            other = at[rows, torch.tensor([c[4] for c in chunk], device=device)]
+            right += int((true > other).sum())
+            total += len(chunk)
     finally:
         model.train(was_training)
     if total == 0:

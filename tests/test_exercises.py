@@ -82,11 +82,13 @@ def test_toy_probability_accepts_the_product_of_rule_probabilities(capsys):
     assert "✅" in capsys.readouterr().out
 
 
-def test_toy_probability_names_the_factor_that_is_off(capsys):
+def test_toy_probability_names_the_factor_that_is_off_but_not_the_answer(capsys):
     p = 0.10 * 0.08 * 0.1  # forgot FOOD_O -> FOOD_N (0.85)
     assert not ex.check_toy_probability("Bob ate the cake.", p)
     out = capsys.readouterr().out
-    assert "1.176" in out and "too large" in out  # 1 / 0.85 = 1.176...
+    assert "about 1.2" in out and "too large" in out  # 1 / 0.85 = 1.176...
+    assert "0.00068" not in out and "6.8e-04" not in out  # the right answer is not given away
+    assert not ex.check_toy_probability("Bob ate the cake.", p / 1.2)  # nor can it be rebuilt from the hint
 
 
 def test_toy_probability_rejects_impossible_sentences_and_bad_numbers(capsys):
@@ -96,57 +98,71 @@ def test_toy_probability_rejects_impossible_sentences_and_bad_numbers(capsys):
     assert "between 0 and 1" in capsys.readouterr().out
 
 
-def pair_right(word_counts):
-    pairs = Counter()
-    for word, c in word_counts.items():
-        for a, b in zip(word, word[1:]):
-            pairs[a, b] += c
-    best = max(pairs.values())
-    return min(p for p, c in pairs.items() if c == best)
+# "low" x5, "lower" x2, "newest" x6, "widest" x3 (Sennrich et al.'s example), worked by hand:
+# e s and s t occur 9 times (tie: e s sorts first), then es t 9, then l o 7 (before o w), lo w 7
+HAND_MERGES = [("e", "s"), ("es", "t"), ("l", "o"), ("lo", "w")]
+WORDS = {("l", "o", "w"): 5, ("l", "o", "w", "e", "r"): 2, ("n", "e", "w", "e", "s", "t"): 6,
+         ("w", "i", "d", "e", "s", "t"): 3}
 
 
-def test_most_frequent_pair_right_and_tie_rule(capsys):
-    assert ex.check_most_frequent_pair(pair_right)
-
-    def ignores_counts(word_counts):  # counts every word once
-        return pair_right({w: 1 for w in word_counts})
-
-    assert not ex.check_most_frequent_pair(ignores_counts)
-    assert "weigh" in capsys.readouterr().out
-
-
-def merge_right(word_counts, pair):
-    out = {}
-    for word, c in word_counts.items():
-        merged, i = [], 0
-        while i < len(word):
-            if i + 1 < len(word) and (word[i], word[i + 1]) == pair:
-                merged.append(word[i] + word[i + 1])
+def apply_right(word, merges):
+    symbols = list(word)
+    for a, b in merges:
+        out, i = [], 0
+        while i < len(symbols):
+            if i + 1 < len(symbols) and (symbols[i], symbols[i + 1]) == (a, b):
+                out.append(a + b)
                 i += 2
             else:
-                merged.append(word[i])
+                out.append(symbols[i])
                 i += 1
-        out[tuple(merged)] = out.get(tuple(merged), 0) + c
-    return out
+        symbols = out
+    return symbols
 
 
-def test_merge_pair_right_and_overlapping_mistake(capsys):
-    assert ex.check_merge_pair(merge_right)
+def learn_right(word_counts, n_merges):
+    merges, words = [], dict(word_counts)
+    for _ in range(n_merges):
+        pairs = Counter()
+        for w, c in words.items():
+            for pair in zip(w, w[1:]):
+                pairs[pair] += c
+        if not pairs:
+            break
+        best = max(pairs.values())
+        merges.append(min(p for p, c in pairs.items() if c == best))
+        words = {tuple(apply_right(list(w), [merges[-1]])): c for w, c in words.items()}
+    return merges
 
-    def overlapping(word_counts, pair):  # merges "a a a" into "aa" "aa": a symbol used twice
-        out = {}
-        for word, c in word_counts.items():
-            merged = []
-            for i, s in enumerate(word):
-                if i + 1 < len(word) and (s, word[i + 1]) == pair:
-                    merged.append(s + word[i + 1])
-                elif not (i > 0 and (word[i - 1], s) == pair):
-                    merged.append(s)
-            out[tuple(merged)] = c
-        return out
 
-    assert not ex.check_merge_pair(overlapping)
-    assert "('a', 'a', 'a')" in capsys.readouterr().out
+def test_hand_worked_bpe_example():
+    assert learn_right(WORDS, 4) == HAND_MERGES
+    assert apply_right("lowest", HAND_MERGES) == ["low", "est"]
+
+
+def test_apply_merges_right_and_order_mistake(capsys):
+    assert ex.check_apply_merges(apply_right)
+    assert "✅" in capsys.readouterr().out
+
+    def sorted_merges(word, merges):  # applies the merges in the wrong order
+        return apply_right(word, sorted(merges, key=lambda p: -len(p[0] + p[1])))
+
+    assert not ex.check_apply_merges(sorted_merges)
+    assert "order" in capsys.readouterr().out
+    assert not ex.check_apply_merges(lambda word, merges: list(word))  # no merge applied
+
+
+def test_learn_bpe_right_and_unweighted_mistake(capsys):
+    assert ex.check_learn_bpe(learn_right)
+    assert "✅" in capsys.readouterr().out
+
+    def ignores_counts(word_counts, n_merges):  # counts every word once
+        return learn_right({w: 1 for w in word_counts}, n_merges)
+
+    assert not ex.check_learn_bpe(ignores_counts)
+    assert "merge 1 should be ('x', 'y'), you have ('y', 'z')" in capsys.readouterr().out
+    assert not ex.check_learn_bpe(lambda words, n: learn_right(words, n)[:-1])  # one merge short
+    assert "merges, you have" in capsys.readouterr().out
 
 
 # --- chapter 03_attention ---------------------------------------------------------------------

@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lmbook_utils.decoding import beam_search, filter_logits, generate
-from lmbook_utils.gpt import GPT, GPTClassifier, GPTConfig, from_hf_state_dict, save_pretrained
+from lmbook_utils.gpt import (GPT, GPTClassifier, GPTConfig, from_hf_state_dict, save_pretrained,
+                              training_flops_per_token)
 from lmbook_utils.repro import set_seed
 
 torch.set_num_threads(2)
@@ -283,3 +284,21 @@ def test_config_presets_and_d_ff():
     assert GPT(GPTConfig.tiny(d_ff=24)).blocks[0].mlp.linear1.out_features == 24
     with pytest.raises(ValueError, match="GPTConfig.d_ff must be an int >= 1"):
         GPTConfig.tiny(d_ff=0)
+
+
+def test_training_flops_per_token_match_torchs_flop_counter():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    cfg = GPTConfig.tiny(vocab_size=37, d_model=16, n_layers=2, max_len=12, d_ff=40)
+    model = GPT(cfg)
+    for block in model.blocks:  # plain matrix products, which the counter sees (not the fused CPU kernel)
+        block.attn.kernel = "explicit"
+    ids = torch.randint(0, 37, (3, 12), generator=torch.Generator().manual_seed(0))
+    with FlopCounterMode(display=False) as counter:
+        model(ids, ids).loss.backward()
+    assert counter.get_total_flops() == 3 * 12 * training_flops_per_token(cfg, 12)
+    # Kaplan et al.'s 6N is the part without the attention and the output layer
+    n = sum(p.numel() for name, p in model.named_parameters() if name.startswith("blocks") and p.dim() == 2)
+    assert training_flops_per_token(cfg, 12) == 6 * n + 6 * 16 * 37 + 12 * 2 * 12 * 16
+    with pytest.raises(ValueError, match="n_ctx must be an int in"):
+        training_flops_per_token(cfg, 13)

@@ -129,7 +129,7 @@ class _WordTokenizer:
         words = sorted({w for t in texts for w in tw.tokenize_en(t)} - set(drop))
         self.itos = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]
         self.stoi = {t: i for i, t in enumerate(self.itos)}
-        self.mask_id = self.stoi["[MASK]"]
+        self.mask_id, self.pad_id = self.stoi["[MASK]"], self.stoi["[PAD]"]
 
     def encode_pair(self, a, b):
         first = [2] + [self.stoi.get(w, 1) for w in tw.tokenize_en(a)] + [3]
@@ -213,9 +213,11 @@ class _PronounGuesser(torch.nn.Module):
         for word, score in (("she", 2.0), ("he", 1.0), ("him", 2.0), ("her", 1.0)):
             self.guess[tok.token_to_id(word)] = score
 
-    def forward(self, ids, seg):
+    def forward(self, ids, seg, attention_mask=None):
         self.modes.append(self.training)
-        assert int((ids == self.mask_id).sum()) == 1 and ids.shape == seg.shape
+        assert ids.shape == seg.shape == attention_mask.shape
+        assert ((ids == self.mask_id).sum(1) == 1).all()  # one [MASK] per case
+        assert (attention_mask == (ids != 0)).all()  # padding (id 0) masked, nothing else
         logits = 10 * F.one_hot(ids, self.n).float()
         logits[ids == self.mask_id] = self.guess
         return SimpleNamespace(logits=logits)
@@ -234,11 +236,22 @@ def test_gender_accuracy_by_hand():
     tok = _WordTokenizer([t for p in GENDER_PAIRS for t in p[:2]] + ["he she him her"])
     model = _PronounGuesser(tok).train()
     assert gender_accuracy(model, tok, GENDER_PAIRS) == (0.25, 4)
-    assert model.modes == [False] * 4 and model.training  # one call per case, eval mode, mode restored
+    assert model.modes == [False] and model.training  # one padded batch, eval mode, mode restored
+    assert gender_accuracy(model, tok, GENDER_PAIRS, batch_size=3) == (0.25, 4)
+    assert model.modes == [False] * 3  # batches of 3 and 1
     # the cases are exactly those where the grammar forbids the flipped story
     assert tw.story_log_prob("Alice laughed. He sang.") == -math.inf
     assert tw.story_log_prob("Alice saw Bob. He laughed.") > -math.inf
     assert gender_accuracy(model, tok, GENDER_PAIRS[:1]) == (1.0, 1)
+
+
+def test_gender_accuracy_of_a_bert_is_the_same_in_batches_and_one_case_at_a_time():
+    from lmbook_utils.bert import Bert, BertConfig
+
+    tok = _WordTokenizer([t for p in GENDER_PAIRS for t in p[:2]] + ["he she him her"])
+    torch.manual_seed(0)
+    bert = Bert(BertConfig.tiny(vocab_size=len(tok.itos)))
+    assert gender_accuracy(bert, tok, GENDER_PAIRS) == gender_accuracy(bert, tok, GENDER_PAIRS, batch_size=1)
 
 
 def test_gender_accuracy_bad_input():

@@ -357,3 +357,13 @@ def test_subclasses_register_their_kind(tmp_path):
             CharTokenizer.load(tmp_path / "r.json")
     finally:
         del Tokenizer._kinds["test-reversed"]
+
+
+def test_tokens_of_a_generated_row_stop_at_the_end_token_and_skip_padding():
+    tok = WordTokenizer.train(["the cat sat ."])
+    row = torch.tensor([tok.bos_id] + tok.encode("the cat") + [tok.eos_id] + tok.encode("sat") + [tok.pad_id])
+    assert tok.tokens_of(row, until=tok.eos_id, skip=(tok.bos_id, tok.pad_id)) == ["the", "cat"]
+    assert tok.tokens_of(row.tolist(), skip=(tok.bos_id, tok.pad_id, tok.eos_id)) == ["the", "cat", "sat"]
+    assert tok.tokens_of([tok.eos_id], until=tok.eos_id) == []
+    with pytest.raises(ValueError, match="id must be an int"):
+        tok.tokens_of([tok.vocab_size])

@@ -175,6 +175,18 @@ def test_sentiment_labels_balanced_and_right():
     assert any(" not " in e for e in labels)
 
 
+def test_sentiment_without_reviews_keeps_story_sentences_only():
+    default = tw.sentiment_examples(300, seed=3)
+    assert sum(tw.is_grammatical(e.en, start="REVIEW") for e in default) > 150  # mostly reviews
+    stories = tw.sentiment_examples(300, seed=3, reviews=False)
+    assert not any(tw.is_grammatical(e.en, start="REVIEW") for e in stories)
+    assert all(tw.is_grammatical(e.en, start="S") for e in stories)  # story sentences, and only those
+    counts = Counter(e.label for e in stories)
+    assert 110 < counts["positive"] < 190
+    with pytest.raises(ValueError, match="reviews must be True or False"):
+        tw.sentiment_examples(3, reviews=1)
+
+
 def test_intents_cover_five_labels():
     ex = tw.intent_examples(500, seed=0)
     counts = Counter(e.intent for e in ex)

@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 # check name -> the module (one per chapter) that defines it
 _MODULE_OF = {
     "check_toy_probability": "ch00_introduction",
-    "check_most_frequent_pair": "ch00_introduction",
-    "check_merge_pair": "ch00_introduction",
+    "check_apply_merges": "ch00_introduction",
+    "check_learn_bpe": "ch00_introduction",
     "check_bigram_mle": "ch01_ngram",
     "check_add_k": "ch01_ngram",
     "check_perplexity": "ch01_ngram",
@@ -42,7 +42,7 @@ _MODULE_OF = {
 __all__ = list(_MODULE_OF)
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ imports on first use
-    from .ch00_introduction import check_merge_pair, check_most_frequent_pair, check_toy_probability
+    from .ch00_introduction import check_apply_merges, check_learn_bpe, check_toy_probability
     from .ch01_ngram import check_add_k, check_bigram_mle, check_perplexity
     from .ch03_attention import check_attention, check_causal_mask
     from .ch04_transformer import check_label_smoothing, check_positional_encoding

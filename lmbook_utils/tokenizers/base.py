@@ -189,6 +189,20 @@ class Tokenizer:
             tokens = [t for t in tokens if t not in self._special_set]
         return self._join(tokens)
 
+    def tokens_of(self, ids: Iterable[int], *, until: int | None = None, skip: Iterable[int] = ()) -> list[str]:
+        """The token strings of `ids` (a generated row, say) before the first `until` id (an end
+        token; None: all of them), leaving out the ids in `skip` (such as <bos> and padding)."""
+        if hasattr(ids, "tolist"):  # a tensor or array
+            ids = ids.tolist()
+        skip = set(skip)
+        out = []
+        for i in ids:
+            if until is not None and i == until:
+                break
+            if i not in skip:
+                out.append(self.id_to_token(i))
+        return out
+
     @property
     def _special_set(self) -> set[str]:
         return set(self.specials)

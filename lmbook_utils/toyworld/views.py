@@ -106,16 +106,22 @@ def _polarity(tags: list[str]) -> int:
     return -pol if "not" in tags else pol
 
 
-def sentiment_examples(n: int = 1000, seed: int = 0) -> list[SentimentExample]:
+def sentiment_examples(n: int = 1000, seed: int = 0, reviews: bool = True) -> list[SentimentExample]:
     """Balanced labels (each 50%): narrative feelings/attitudes (with "not") and reviews.
 
-    Introduced in chapter 05_bert."""
+    Introduced in chapter 05_bert. With reviews (the default) most examples are reviews: a draw
+    picks a review or a story sentence with equal odds, and most story sentences carry no
+    sentiment and are drawn again. reviews=False keeps the story sentences only, whose words
+    are the corpus's own."""
     _check_int(n, "n", 1)
+    if not isinstance(reviews, bool):
+        raise ValueError(f"reviews must be True or False, got {reviews!r}")
     rng, out = random.Random(_check_int(seed, "seed", 0)), []
     while len(out) < n:
         want = 1 if rng.random() < 0.5 else -1
         while True:
-            en, zh, _, _, tags, _ = _expand("REVIEW" if rng.random() < 0.5 else "S", rng, None)
+            review = rng.random() < 0.5 if reviews else False
+            en, zh, _, _, tags, _ = _expand("REVIEW" if review else "S", rng, None)
             if _polarity(tags) == want and any(t.startswith("pol=") for t in tags):
                 break
         out.append(SentimentExample(detokenize_en(en), zh, "positive" if want > 0 else "negative"))

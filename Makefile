@@ -17,6 +17,7 @@ help:
 	@echo "make book   build the HTML book into book/_build/html (executes every chapter)"
 	@echo "make test   run every test: package, notebooks (nbval), book build, browser"
 	@echo "make lab    open the chapters in JupyterLab"
+	@echo "make student write student/: the chapters without solutions, as notebooks and HTML book"
 	@echo "make grade  run the submitted notebooks in SUBMISSIONS=folder, write folder/grades.csv"
 	@echo "make clean  remove the build and the virtual environment"
 
@@ -78,6 +79,14 @@ test: env assets
 lab: env
 	env $$($(call PINNED,{k}={v})) $(VENV)/bin/jupyter lab book/chapters
 
+# The student edition (lmbook_utils/student.py): the chapters without the exercises' solutions
+# (the cells of each :::{solution-start} ... :::{solution-end} gate), as notebooks to hand out
+# (student/*.ipynb) and as an HTML book (student/html, built from the stored outputs, nothing
+# executed). Grade the notebooks the students send back with `make grade`.
+.PHONY: student
+student: env assets
+	$(PY) -m lmbook_utils.student --chapters book/chapters --book book --out student
+
 # Grade a class (lmbook_utils/grading.py): `make grade SUBMISSIONS=path/to/folder` runs every
 # notebook (*.ipynb) of the folder offline in the book's kernel, each with a time limit
 # (GRADE_TIMEOUT=seconds, default 600), and writes path/to/folder/grades.csv: which exercise
@@ -98,4 +107,4 @@ lock: env
 	  $(PY) -m pip freeze --exclude-editable | sed 's/+cpu//'; } > requirements-lock.txt
 
 clean:
-	rm -rf book/_build $(VENV)
+	rm -rf book/_build student $(VENV)

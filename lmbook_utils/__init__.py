@@ -17,7 +17,9 @@ training loop, plots and exercise checks from here, one module per idea:
 - ``train`` (with ``train_batches`` and ``train_progress``) and ``plots``: the one training
   loop and the book's plot style;
 - ``viz`` (``attention_views``, ``html_views``) and ``exercises``: attention views and controls
-  that work offline, and exercise checks with kind feedback, one module per chapter.
+  that work offline, and exercise checks with kind feedback, one module per chapter;
+- ``student`` and ``grading``: for teachers, the chapters without solutions (``make student``)
+  and the grades of the notebooks students hand back (``make grade``).
 
 Importing the package is cheap: each module is imported only when used.
 """

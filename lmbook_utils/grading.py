@@ -4,8 +4,8 @@ For teachers. Every chapter's exercises end in a check (``exercises.check_xxx(..
 one verdict, "✅ ..." when the answer is right or "❌ ..." with what is still wrong. This module
 runs each submitted notebook from top to bottom in a fresh kernel and reads those verdicts back:
 
-1. Hand out the student edition of the chapters (the chapters with the exercises left open; not
-   yet available) and collect the notebooks the students send back into one folder, one
+1. Hand out the student edition of the chapters (`make student`, lmbook_utils/student.py: the
+   chapters with the solutions removed) and collect the notebooks the students send back into one folder, one
    ``.ipynb`` file per student (``alice.ipynb``, ``bob.ipynb``, ...), together with any data
    file the notebooks read.
 2. Run ``make grade SUBMISSIONS=path/to/folder`` (or ``python -m lmbook_utils.grading

@@ -139,6 +139,8 @@ class EncoderLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None,
                 key_mask: torch.Tensor | None = None, need_weights: bool = False):
+        """x (batch, T, d_model); mask bool, True = may attend (see attention); key_mask
+        (batch, T) bool, True at real tokens."""
         def sa(h):
             out, w = self.self_attn(h, mask=mask, key_mask=key_mask, need_weights=need_weights)
             return self.drop1(out), w
@@ -173,6 +175,8 @@ class DecoderLayer(nn.Module):
                 key_mask: torch.Tensor | None = None,
                 memory_key_mask: torch.Tensor | None = None, is_causal: bool = True,
                 need_weights: bool = False):
+        """x (batch, T, d_model), memory (batch, T_src, d_model); mask bool, True = may attend;
+        key_mask (batch, T) and memory_key_mask (batch, T_src) bool, True at real tokens."""
         def sa(h):
             out, w = self.self_attn(h, mask=mask, key_mask=key_mask,
                                     is_causal=is_causal, need_weights=need_weights)
@@ -214,6 +218,7 @@ class Encoder(nn.Module):
         self.norm = nn.LayerNorm(d_model, eps=eps) if final_norm else None
 
     def forward(self, x, mask=None, key_mask=None, need_weights=False):
+        """As EncoderLayer.forward (key_mask: True at real tokens), through every layer."""
         weights = []
         for layer in self.layers:
             x, w = layer(x, mask, key_mask, need_weights)
@@ -237,6 +242,7 @@ class Decoder(nn.Module):
 
     def forward(self, x, memory, mask=None, key_mask=None, memory_key_mask=None,
                 is_causal=True, need_weights=False):
+        """As DecoderLayer.forward (key masks: True at real tokens), through every layer."""
         self_w, cross_w = [], []
         for layer in self.layers:
             x, sw, cw = layer(x, memory, mask, key_mask, memory_key_mask, is_causal,

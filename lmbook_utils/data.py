@@ -12,7 +12,8 @@ Introduced in chapter 00_introduction (text) and chapter 06_gpt (batches).
   itself never downloads anything.
 - `SequenceDataset` + `batches()`: whole sequences (a story, a prompt) as (x, y), padded per
   batch; padded targets are -100, which cross-entropy ignores (chapter 06_gpt).
-- `unseen_items()`: the test inputs never seen in training, for supervised and few-shot results.
+- `unseen_items()`: the test inputs never seen in training, for supervised and few-shot results;
+  `distinct_items()`: every input once.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import re
 import tempfile
 import textwrap
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -148,6 +149,27 @@ def unseen_items(items: Sequence, training: Sequence, key: Callable[[Any], Any] 
         return [item for item in items if key(item) not in seen]
     except TypeError as error:  # an unhashable key
         raise TypeError(f"key must return something hashable (a str, a tuple): {error}") from None
+
+
+def distinct_items(items: Iterable, key: Callable[[Any], Any] | None = None) -> list:
+    """The first item of each key, in order: a data set with every input once.
+
+    Introduced in chapter 05_bert. Generated examples repeat (short toy-world sentences recur),
+    so a pool and a test set cut from them would share inputs; deduplicate first. `key` says
+    what counts as the same input (default: the item itself), e.g. ``lambda x: x[0]`` for
+    (text, label) pairs."""
+    if key is not None and not callable(key):
+        raise TypeError(f"key must be a function item -> hashable, got {type(key).__name__}")
+    if isinstance(items, (str, bytes)) or not isinstance(items, Iterable):
+        raise TypeError(f"items must be an iterable of items, got {type(items).__name__}")
+    key = key or (lambda item: item)
+    first: dict = {}
+    try:
+        for item in items:
+            first.setdefault(key(item), item)
+    except TypeError as error:  # an unhashable key
+        raise TypeError(f"key must return something hashable (a str, a tuple): {error}") from None
+    return list(first.values())
 
 
 class SequenceDataset(Dataset):

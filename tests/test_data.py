@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lmbook_utils.data import (SequenceDataset, batches, download, load_text_file, pad_sequences,
+from lmbook_utils.data import (SequenceDataset, batches, distinct_items, download, load_text_file, pad_sequences,
                                python_docs_text)
 
 
@@ -201,3 +201,13 @@ def test_unseen_items_keeps_only_inputs_never_seen_in_training():
         unseen_items([[1]], [[2]])
     with pytest.raises(TypeError, match="key must be a function"):
         unseen_items(test, train, key="first")
+
+
+def test_distinct_items_keep_the_first_of_each_key_in_order():
+    pairs = [("b", 1), ("a", 0), ("b", 0), ("c", 1), ("a", 1)]
+    assert distinct_items(pairs, key=lambda x: x[0]) == [("b", 1), ("a", 0), ("c", 1)]
+    assert distinct_items(iter([3, 1, 3, 2, 1])) == [3, 1, 2]
+    with pytest.raises(TypeError, match="key must return something hashable"):
+        distinct_items([[1], [2]])
+    with pytest.raises(TypeError, match="items must be an iterable"):
+        distinct_items("abc")

@@ -31,21 +31,9 @@ TIMEOUT = 5  # seconds per notebook: the looping one must be stopped after this
 IMPORT = "import os\nfrom lmbook_utils import exercises"
 RIGHT_P = 'exercises.check_toy_probability("Bob ate the cake.", 0.10 * 0.08 * 0.85 * 0.1)'
 WRONG_APPLY = "exercises.check_apply_merges(lambda word, merges: list(word))"
-RIGHT_APPLY = '''def apply_merges(word, merges):
-    symbols = list(word)
-    for a, b in merges:
-        out, i = [], 0
-        while i < len(symbols):
-            if i + 1 < len(symbols) and (symbols[i], symbols[i + 1]) == (a, b):
-                out.append(a + b)
-                i += 2
-            else:
-                out.append(symbols[i])
-                i += 1
-        symbols = out
-    return symbols
+RIGHT_APPLY = """from lmbook_utils.exercises.ch00_introduction import _apply as apply_merges  # the reference
 
-exercises.check_apply_merges(apply_merges)'''
+exercises.check_apply_merges(apply_merges)"""
 NOT_A_SENTENCE = 'exercises.check_toy_probability("not a sentence", 0.5)'
 
 

@@ -18,6 +18,7 @@ training loop, plots and exercise checks from here, one module per idea:
   loop and the book's plot style;
 - ``viz`` (``attention_views``, ``html_views``) and ``exercises``: attention views and controls
   that work offline, and exercise checks with kind feedback, one module per chapter;
+- ``quiz``: each chapter's self-check quiz (questions in ``quizzes/chNN.json``), shown offline;
 - ``student`` and ``grading``: for teachers, the chapters without solutions (``make student``)
   and the grades of the notebooks students hand back (``make grade``).
 

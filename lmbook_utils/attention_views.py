@@ -227,8 +227,13 @@ def _render(kind: str, bertviz_html: str) -> AttentionView:
     body = head + sep + script.replace("</", "<\\/") + end + tail
     view_id = _content_id(f"lmbook-{kind}", _UUID.sub("ID", body))
     body = _UUID.sub(view_id, body)
-    # overflow-x: the model view is wider than a book page's text column.
-    parts = [f'<div class="lmbook-attention" data-view="{kind}" style="overflow-x:auto">',
+    # Named controls for screen readers (bertviz's selects have a text beside them, not a label).
+    body = body.replace('<select id="layer">', '<select id="layer" aria-label="Layer">')
+    body = body.replace('<select id="filter">', '<select id="filter" aria-label="Attention">')
+    # overflow-x: the model view is wider than a book page's text column; a region that scrolls
+    # is reachable and named for keyboard and screen-reader users.
+    parts = [f'<div class="lmbook-attention" data-view="{kind}" style="overflow-x:auto" tabindex="0" '
+             f'role="region" aria-label="attention {kind} view">',
              f"<script>{_LOADER_JS}</script>",
              f"<script>{_library_script()}</script>",  # skipped by the page once d3 and jQuery are there
              body, "</div>"]

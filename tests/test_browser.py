@@ -5,8 +5,14 @@ a browser that a tool downloads) opens every HTML page of the built book with
 every request outside the book's folder blocked, and checks on each page: no
 request left the book and no file of the book is missing, no JavaScript error,
 the math is typeset, every widget is visible, every frame switcher switches and
-every attention view draws its tokens and lines and reacts to the mouse. It runs
-over the real book (book/_toc.yml) and over tests/fixtures/widgets_book, which
+every attention view draws its tokens and lines and reacts to the mouse, every
+self-check quiz shows all its questions and explains the choice a reader clicks
+(or selects with the keyboard), and axe-core finds no serious or critical
+accessibility violation (A11Y_ALLOWED lists any left, each with its reason).
+Further tests check what a reader can take away and find: each chapter's
+download menu (the notebook, and its student edition without solutions), the
+student notebooks' zip on the teachers' page, full-text search, and the light
+mode the book holds on purpose. It runs over the real book (book/_toc.yml) and over tests/fixtures/widgets_book, which
 holds every kind of output (math, head/model/encoder-decoder views, a stored
 ipywidget, frame switchers) so the machinery is proven before any chapter has
 them. Screenshots of each page land in tests/artifacts/ for a person to look at.
@@ -23,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BOOK, FIXTURE_BOOK, toc_files
+from conftest import BOOK, FIXTURE_BOOK, source_of, toc_files
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -31,6 +37,17 @@ CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).parent / "artifacts"
 EXTRA_PAGES = ["index", "genindex", "search"]  # Sphinx's own pages, beside the toc's
 SETTLE_MS = 300  # after the page reports ready, let late scripts run
+QUIZ = 'div[id^="lmbookQuiz"]'  # lmbook_utils.quiz.container_id
+
+# axe-core violations of impact "serious" or "critical" that remain: (rule id, the element's CSS
+# selector as axe reports it) -> why. Any other one fails the page.
+A11Y_ALLOWED: dict[tuple[str, str], str] = {
+    ("aria-required-children", ".citation-list"):
+        "the bibliography page: docutils writes the citations as <div role=\"list\" "
+        "class=\"citation-list\"> around entries whose role is doc-biblioentry, which ARIA does "
+        "not count as list items; a screen reader still reads every entry, in order",
+}
+A11Y_FAILING_IMPACTS = ("serious", "critical")
 
 
 def pages_of(toc: Path) -> list[str]:
@@ -119,6 +136,10 @@ class PageRun:
         self.page.wait_for_function(
             """() => [...document.querySelectorAll('.lmbook-attention')]
                  .every(v => v.querySelectorAll('svg text').length > 0)""", timeout=15000)
+        # jupyterquiz draws its questions from a script, then asks MathJax to typeset them.
+        self.page.wait_for_function(
+            f"""() => [...document.querySelectorAll('{QUIZ}')].every(q =>
+                 q.querySelector('.Quiz') && !q.innerText.includes('\\\\('))""", timeout=15000)
         self.page.wait_for_timeout(SETTLE_MS)
         return self.page
 
@@ -238,6 +259,70 @@ def check_attention_views(page) -> list[str]:
     return problems
 
 
+def check_quizzes(page) -> list[str]:
+    """Every question of the chapter's quiz is shown; choosing a wrong and then the right answer
+    marks each and shows its own explanation (the first question by keyboard: Tab, Space)."""
+    from lmbook_utils import quiz
+
+    problems = []
+    quizzes = page.locator(QUIZ)
+    for i in range(quizzes.count()):
+        box = quizzes.nth(i)
+        chapter = box.get_attribute("id").removeprefix("lmbookQuiz").lower()
+        questions = quiz.load(chapter)
+        blocks = box.locator(".Quiz")
+        if blocks.count() != len(questions):
+            problems.append(f"quiz {chapter}: {blocks.count()} questions shown, {len(questions)} written")
+            continue
+        for k in range(blocks.count()):
+            block = blocks.nth(k)
+            for correct, verdict in (("false", "incorrect"), ("true", "correct")):
+                label = block.locator(f'label.MCButton[data-correct="{correct}"]').first
+                answer = label.locator("span").first.inner_text().strip()
+                if k == 0 and correct == "false":
+                    label.locator("input").focus()
+                    page.keyboard.press("Space")
+                else:
+                    label.click()
+                feedback = block.locator(".Feedback")
+                classes = feedback.get_attribute("class") or ""
+                written = [a["feedback"] for a in questions[k]["answers"] if str(a["correct"]).lower() == correct]
+                chosen = label.get_attribute("data-feedback")
+                plain = re.split(r"[$<&]", chosen or "")[0].strip()[:25]
+                shown = feedback.inner_text().strip()
+                if verdict not in classes.split():
+                    problems.append(f"quiz {chapter}, question {k + 1}: a {verdict} choice shows "
+                                    f"feedback of class {classes!r}")
+                if chosen not in written or not shown or not shown.startswith(plain):
+                    problems.append(f"quiz {chapter}, question {k + 1}: choosing {answer[:40]!r} shows "
+                                    f"{shown[:60]!r}, not its own explanation")
+                if "\\(" in shown:
+                    problems.append(f"quiz {chapter}, question {k + 1}: math in the feedback not typeset")
+    # A chosen answer fades to green or red (a CSS animation); let it end before colours are judged.
+    page.wait_for_function(f"""() => document.getAnimations().filter(a => a.effect && a.effect.target
+        && a.effect.target.closest('{QUIZ}')).every(a => a.playState === 'finished')""", timeout=5000)
+    return problems
+
+
+def check_accessibility(page) -> list[str]:
+    """axe-core (bundled by axe-playwright-python, run inside the page: nothing is fetched)."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    # No preload: axe would fetch the style sheets again, which a file:// page may not do.
+    results = Axe().run(page, options={"resultTypes": ["violations"], "preload": False})
+    problems = []
+    for violation in results.response["violations"]:
+        if violation["impact"] not in A11Y_FAILING_IMPACTS:
+            continue
+        targets = [" ".join(map(str, node["target"])) for node in violation["nodes"]]
+        targets = [t for t in targets if (violation["id"], t) not in A11Y_ALLOWED]
+        if not targets:
+            continue
+        problems.append(f"accessibility ({violation['impact']}): {violation['id']}: {violation['help']}; "
+                        f"{len(targets)} elements, e.g. {targets[:3]}")
+    return problems
+
+
 def run_checks(browser, html_root: Path, name: str, shot: str | None) -> None:
     run = PageRun(browser, html_root, name)
     try:
@@ -246,6 +331,8 @@ def run_checks(browser, html_root: Path, name: str, shot: str | None) -> None:
         problems += check_widgets(page)
         problems += check_frame_switchers(page)
         problems += check_attention_views(page)
+        problems += check_quizzes(page)
+        problems += check_accessibility(page)
         if shot:
             ARTIFACTS.mkdir(exist_ok=True)
             page.evaluate("window.scrollTo(0, 0)")
@@ -305,13 +392,15 @@ def test_a_cdn_request_is_caught(browser, fixture_book, tmp_path):
 
 
 def test_the_checks_catch_raw_math_errors_and_dead_switchers(browser, fixture_book):
-    """The page checks can fail: untypeset math, a script error, a control that does nothing."""
+    """The page checks can fail: untypeset math, a script error, a control that does nothing, a
+    control without a name."""
     page_path = fixture_book.html / "broken_probe.html"
     page_path.write_text(
         '<html><body><main><p>Raw: <span class="math">\\(x^2\\)</span> and $$y$$</p>'
         '<div class="lmbook-frames"><label>k <input type="range" min="0" max="1" value="0">'
         '<output>a</output></label><div class="lmbook-frame" data-value="a">A</div>'
         '<div class="lmbook-frame" data-value="b" hidden>B</div></div>'
+        '<select><option>unnamed</option></select>'
         '<script>undefinedFunction();</script></main></body></html>', encoding="utf-8")
     try:
         with pytest.raises(AssertionError) as caught:
@@ -323,3 +412,108 @@ def test_the_checks_catch_raw_math_errors_and_dead_switchers(browser, fixture_bo
     assert "raw math delimiter '$$' visible" in message
     assert "page error: undefinedFunction is not defined" in message
     assert "frame switcher 0: after choosing 'b'" in message
+    assert "accessibility (critical): select-name" in message
+
+
+# --- what a reader can take away and find ---------------------------------------------------
+
+CHAPTER_PAGES = [name for name in toc_files(BOOK / "_toc.yml")
+                 if (source := source_of(BOOK, name)) is not None and source.suffix == ".ipynb"]
+
+
+def menu_links(page, selector: str) -> dict[str, Path]:
+    """The links of a menu, text -> the file they point to (as the browser resolves them)."""
+    links = page.evaluate("""selector => [...document.querySelectorAll(selector)]
+        .map(a => [a.textContent.trim(), a.href])""", selector)
+    from urllib.parse import unquote, urlparse
+    return {text: Path(unquote(urlparse(href).path)) for text, href in links}
+
+
+@pytest.mark.parametrize("name", CHAPTER_PAGES)
+def test_chapter_downloads_with_and_without_solutions(browser, real_book, name):
+    import nbformat
+
+    from lmbook_utils.student import solution_gates, strip_solutions
+
+    run = PageRun(browser, real_book.html, name)
+    try:
+        page = run.open()
+        links = menu_links(page, ".dropdown-download-buttons a")
+        problems = run.problems
+    finally:
+        run.close()
+    assert not problems, problems
+    assert set(links) == {".ipynb", ".ipynb (student edition)"}, links
+    source = source_of(real_book.source, name)
+    assert links[".ipynb"].read_bytes() == source.read_bytes()  # the chapter as it is in the book
+    original = nbformat.read(source, as_version=4)
+    student = nbformat.read(links[".ipynb (student edition)"], as_version=4)
+    assert solution_gates(original), f"{name} has no solutions to remove"
+    assert solution_gates(student) == []
+    assert student.cells == strip_solutions(original).cells
+    exercises = [c.source for c in original.cells if c.source.startswith(":::{exercise}")]
+    assert [c.source for c in student.cells if c.source.startswith(":::{exercise}")] == exercises
+
+
+def test_teachers_page_offers_every_student_notebook(browser, real_book):
+    import zipfile
+
+    run = PageRun(browser, real_book.html, "teachers")
+    try:
+        page = run.open()
+        links = menu_links(page, "article a[href$='.zip']")
+        problems = run.problems
+    finally:
+        run.close()
+    assert not problems, problems
+    assert len(links) == 1, links
+    (archive,) = links.values()
+    with zipfile.ZipFile(archive) as z:
+        names = sorted(Path(n).name for n in z.namelist())
+    assert names == sorted(f"{Path(n).name}.ipynb" for n in CHAPTER_PAGES)
+
+
+def test_search_finds_a_chapter_offline(browser, real_book):
+    """Typed into the theme's search box, a word found in one chapter lists that chapter."""
+    run = PageRun(browser, real_book.html, "intro")
+    try:
+        page = run.open()
+        page.locator("button.search-button__button:visible").first.click()
+        box = page.locator("input[name='q']:visible")
+        box.fill("Kneser")
+        box.press("Enter")
+        page.wait_for_url(re.compile(r"search\.html\?q=Kneser"))
+        page.wait_for_selector("#search-results li a", timeout=15000)
+        found = page.evaluate("() => [...document.querySelectorAll('#search-results li a')].map(a => a.href)")
+        problems = run.problems
+    finally:
+        run.close()
+    assert not problems, problems
+    assert any(href.split("?")[0].endswith("chapters/01_ngram.html") for href in found), found
+
+
+def test_light_mode_is_held(browser, real_book):
+    """A dark mode stored by another book opened from the same disk does not apply, and there is
+    no colour-mode button (book/_ext/lmbook_reader.py says why)."""
+    probe = real_book.html / "mode_probe.html"
+    # The theme's own first step, alone: it applies the stored mode.
+    probe.write_text('<html><head><script>document.documentElement.dataset.theme = '
+                     'localStorage.getItem("theme") || "light";</script></head><body></body></html>',
+                     encoding="utf-8")
+    modes = {}
+    try:
+        for name in ("mode_probe", CHAPTER_PAGES[0]):
+            run = PageRun(browser, real_book.html, name)
+            run.context.add_init_script('localStorage.setItem("mode", "dark"); '
+                                        'localStorage.setItem("theme", "dark");')
+            try:
+                page = run.open()
+                modes[name] = page.evaluate("() => document.documentElement.dataset.theme")
+                switches = page.locator(".theme-switch-button").count()
+            finally:
+                run.close()
+    finally:
+        probe.unlink()
+    assert modes["mode_probe"] == "dark"  # the stored dark mode is there to be ignored
+    assert modes[CHAPTER_PAGES[0]] == "light"
+    assert switches == 0

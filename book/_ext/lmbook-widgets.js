@@ -26,4 +26,20 @@
   }
   install();  // MathJax 3 replaces window.MathJax when it loads (deferred) ...
   document.addEventListener("DOMContentLoaded", install);  // ... so once more after that.
+
+  // 3. A slider's handle (role="slider") has no accessible name: the widget's description is a
+  //    label beside it that names nothing. Give the handle that description as its name.
+  function nameSliders() {
+    document.querySelectorAll(".widget-slider, .widget-hslider, .widget-vslider").forEach(function (w) {
+      var label = w.querySelector(".widget-label");
+      var name = label && label.textContent.trim();
+      w.querySelectorAll(".noUi-handle[role='slider']").forEach(function (handle) {
+        if (name && !handle.hasAttribute("aria-label")) handle.setAttribute("aria-label", name);
+      });
+    });
+  }
+  document.addEventListener("DOMContentLoaded", function () {
+    nameSliders();
+    new MutationObserver(nameSliders).observe(document.body, { childList: true, subtree: true });
+  });
 })();

@@ -104,7 +104,16 @@ def render(chapter: str) -> tuple[str, str]:
                       border_radius=10, question_alignment="left")
     html += build_styles(div_id, _COLORS)
     script = build_script(prefix, static, url, div_id, load_js=True)
+    # jupyterquiz loads MathJax from a CDN when a page's MathJax 3 cannot typeset; the book's can,
+    # and an offline book names no CDN at all (tests/test_book_build.py), so that branch stops.
+    if script.count(_CDN_MATHJAX) != 2:
+        raise RuntimeError("jupyterquiz's JavaScript is not the shape lmbook_utils.quiz expects; "
+                           "is jupyterquiz pinned to 2.9.6.4?")
+    script = script.replace(_CDN_MATHJAX, "return;  // no MathJax from a CDN: the book works offline")
     return html, script
+
+
+_CDN_MATHJAX = "script.src = 'https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-svg.js';"
 
 
 # jupyterquiz's default palette, except its green for a right answer (#009113): white on it, and it

@@ -25,7 +25,7 @@ from torch import nn
 
 from .dropout import Dropout
 from .hf_export import write_folder
-from .modeling import IGNORE_INDEX, ModelOutput, check_attention_mask, check_input_ids, check_targets
+from .modeling import IGNORE_INDEX, ModelOutput, check_attention_mask, check_input_ids, check_targets, init_weights
 from .tokenizers import WordPieceTokenizer
 from .transformer import Encoder, check_config_sizes
 
@@ -97,18 +97,7 @@ class Bert(nn.Module):
         self.mlm_bias = nn.Parameter(torch.zeros(c.vocab_size))
         self.nsp_head = nn.Linear(c.d_model, 2)
         self.cls_head = nn.Linear(c.d_model, c.n_labels)
-        self.apply(self._init)
-
-    @staticmethod
-    def _init(module: nn.Module) -> None:
-        """BERT's initialization: N(0, 0.02) weights, zero biases, unit LayerNorm gains."""
-        if isinstance(module, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(module.weight, std=0.02)
-        if isinstance(module, nn.Linear) and module.bias is not None:
-            nn.init.zeros_(module.bias)
-        if isinstance(module, nn.LayerNorm):
-            nn.init.ones_(module.weight)
-            nn.init.zeros_(module.bias)
+        self.apply(init_weights)  # BERT's: N(0, 0.02), zero biases, unit LayerNorm gains
 
     def embed(self, input_ids: torch.Tensor, segment_ids: torch.Tensor) -> torch.Tensor:
         """token + segment + position embeddings, LayerNorm, dropout."""

@@ -31,7 +31,7 @@ from torch import nn
 from .attention import KVCache, MultiHeadAttention
 from .dropout import Dropout
 from .hf_export import write_folder
-from .modeling import IGNORE_INDEX, ModelOutput, check_attention_mask, check_input_ids, check_targets
+from .modeling import IGNORE_INDEX, ModelOutput, check_attention_mask, check_input_ids, check_targets, init_weights
 from .tokenizers import Tokenizer
 from .transformer import FeedForward, check_config_sizes
 
@@ -115,17 +115,10 @@ class GPT(nn.Module):
         self.drop = Dropout(c.dropout)
         self.blocks = nn.ModuleList(Block(c) for _ in range(c.n_layers))
         self.ln_f = nn.LayerNorm(c.d_model, eps=c.eps)
-        self.apply(self._init)
+        self.apply(init_weights)
         for name, p in self.named_parameters():  # GPT-2: residual projections scaled by depth
             if name.endswith("attn.out_proj.weight") or name.endswith("mlp.linear2.weight"):
                 nn.init.normal_(p, std=0.02 / math.sqrt(2 * c.n_layers))
-
-    @staticmethod
-    def _init(module: nn.Module) -> None:
-        if isinstance(module, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(module.weight, std=0.02)
-        if isinstance(module, nn.Linear) and module.bias is not None:
-            nn.init.zeros_(module.bias)
 
     def forward(self, input_ids: torch.Tensor, targets: torch.Tensor | None = None,
                 attention_mask: torch.Tensor | None = None, caches: list[KVCache] | None = None,

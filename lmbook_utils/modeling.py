@@ -77,3 +77,17 @@ def check_targets(targets: object, shape: tuple[int, ...], name: str = "targets"
         got = f"{targets.dtype} {tuple(targets.shape)}" if isinstance(targets, torch.Tensor) else type(targets).__name__
         raise ValueError(f"{name} must be an integer tensor of shape {tuple(shape)}, got {got}")
     return targets
+
+
+def init_weights(module: torch.nn.Module, std: float = 0.02) -> None:
+    """The initialization of BERT, GPT-2 and XLNet (and Hugging Face's): N(0, std) for linear and
+    embedding weights, zero linear biases, unit LayerNorm gains and zero shifts. Use it with
+    ``model.apply(init_weights)``; a model adds what is its own (GPT-2's depth-scaled
+    projections, XLNet's attention parameters) after it."""
+    if isinstance(module, (torch.nn.Linear, torch.nn.Embedding)):
+        torch.nn.init.normal_(module.weight, std=std)
+    if isinstance(module, torch.nn.Linear) and module.bias is not None:
+        torch.nn.init.zeros_(module.bias)
+    if isinstance(module, torch.nn.LayerNorm):
+        torch.nn.init.ones_(module.weight)
+        torch.nn.init.zeros_(module.bias)

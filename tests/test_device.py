@@ -212,3 +212,24 @@ def test_transformer_forward_runs_on_meta():
     model = Transformer(TransformerConfig(11, 13, d_model=16, n_heads=2, n_layers=1, d_ff=32, max_len=10)).to(META)
     out = model(meta_ids(2, 6), meta_ids(2, 5), meta_ids(2, 5))
     assert out.logits.device == out.loss.device == META
+
+
+# ---- xlnet --------------------------------------------------------------------------------
+from lmbook_utils.xlnet import XLNet, XLNetConfig, sample_permutation  # noqa: E402
+
+
+def test_xlnet_runs_on_meta_with_both_streams_and_memory():
+    model = XLNet(XLNetConfig.tiny(vocab_size=20, mem_len=4)).to(META)
+    ids = meta_ids(2, 7)
+    keep = torch.ones(2, 7, dtype=torch.bool, device=META)
+    # the permutation sampler draws its order on the CPU generator and builds the masks on the
+    # inputs' device; values are not needed on meta
+    perm = sample_permutation(ids, k=3, attention_mask=keep, generator=torch.Generator().manual_seed(0))
+    assert perm.perm_mask.device == perm.target_mapping.device == perm.targets.device == META
+    seg = torch.zeros(2, 7, dtype=torch.long, device=META)
+    out = model(ids, attention_mask=keep, token_type_ids=seg, perm_mask=perm.perm_mask,
+                target_mapping=perm.target_mapping, targets=perm.targets, use_mems=True)
+    assert out.logits.device == out.loss.device == META
+    assert all(m.device == META for m in out.mems)
+    again = model(meta_ids(2, 5), mems=out.mems)
+    assert again.logits.device == META

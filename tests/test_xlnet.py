@@ -1,0 +1,377 @@
+"""XLNet: parity with Hugging Face transformers (plain, permutation masks, memory, segments, token
+classification), the relative shift, the permutation sampler, export, bad input."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lmbook_utils.xlnet import (XLNet, XLNetConfig, XLNetTokenClassifier, from_hf_state_dict, hf_config,
+                                rel_shift_bnij, rel_shift_direct, relative_positional_encoding, sample_permutation,
+                                save_pretrained, to_hf_state_dict)
+
+torch.set_num_threads(2)
+transformers = pytest.importorskip("transformers")
+
+TOL = {"atol": 1e-5, "rtol": 1e-5}
+VOCAB = 23
+CONFIGS = [  # small and different: one layer, four heads, clamped distances with ReLU
+    {"d_model": 16, "n_heads": 2, "n_layers": 1, "d_inner": 32},
+    {"d_model": 32, "n_heads": 4, "n_layers": 2, "d_inner": 48},
+    {"d_model": 24, "n_heads": 3, "n_layers": 2, "d_inner": 40, "clamp_len": 3, "ff_activation": "relu"},
+]
+
+
+def hf_xlnet_config(cfg: XLNetConfig, **extra):
+    """Hugging Face's config for ours, written out here (not with hf_config, which the export test checks)."""
+    return transformers.XLNetConfig(
+        vocab_size=cfg.vocab_size, d_model=cfg.d_model, n_layer=cfg.n_layers, n_head=cfg.n_heads,
+        d_inner=cfg.d_inner, ff_activation=cfg.ff_activation, layer_norm_eps=cfg.layer_norm_eps, dropout=0.0,
+        mem_len=cfg.mem_len, reuse_len=cfg.reuse_len, clamp_len=cfg.clamp_len, pad_token_id=0,
+        bos_token_id=None, eos_token_id=None, **extra)
+
+
+@torch.no_grad()
+def randomize(model: torch.nn.Module, seed: int) -> torch.nn.Module:
+    """Every weight random, LayerNorm gains near 1. The default initialization leaves biases at zero
+    and makes attention nearly uniform at these widths, which would hide a wrong bias or position term."""
+    g = torch.Generator().manual_seed(seed)
+    for name, p in model.named_parameters():
+        noise = torch.randn(p.shape, generator=g)
+        p.copy_(1 + 0.1 * noise if name.endswith("layer_norm.weight") else 0.2 * noise)
+    return model
+
+
+def pair(seed: int, **sizes) -> tuple[XLNet, object]:
+    """A random Hugging Face XLNetLMHeadModel and our XLNet with its weights, both in eval mode."""
+    cfg = XLNetConfig(vocab_size=VOCAB, dropout=0.0, **sizes)
+    theirs = randomize(transformers.XLNetLMHeadModel(hf_xlnet_config(cfg)), seed).eval()
+    ours = XLNet(cfg).eval()
+    from_hf_state_dict(ours, theirs)
+    return ours, theirs
+
+
+def batch(seed: int, b: int = 3, t: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids and attention_mask (True = real): row 0 padded on the right, row 1 on the left
+    (XLNet's tokenizer pads on the left), row 2 not padded."""
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(1, VOCAB, (b, t), generator=g)
+    keep = torch.ones(b, t, dtype=torch.bool)
+    keep[0, t - 2:] = False
+    keep[1, :3] = False
+    ids[~keep] = 0
+    return ids, keep
+
+
+# ---- parity with Hugging Face -----------------------------------------------------------------
+@pytest.mark.parametrize("i", range(len(CONFIGS)))
+def test_bidirectional_logits_match_hf_with_padding(i):
+    ours, theirs = pair(i, **CONFIGS[i])
+    ids, keep = batch(i)
+    with torch.no_grad():
+        want = theirs(ids, attention_mask=keep.float(), output_attentions=True)
+        got = ours(ids, attention_mask=keep, need_weights=True)
+        torch.testing.assert_close(got.logits, want.logits, **TOL)
+        assert got.logits.shape == (3, 8, VOCAB)
+        for a, w in zip(got.attentions, want.attentions, strict=True):
+            torch.testing.assert_close(a, w, **TOL)
+        # no mask at all (Hugging Face then builds none)
+        torch.testing.assert_close(ours(ids).logits, theirs(ids).logits, **TOL)
+
+
+@pytest.mark.parametrize("i", range(len(CONFIGS)))
+def test_query_stream_matches_hf_with_perm_mask_and_target_mapping(i):
+    ours, theirs = pair(10 + i, **CONFIGS[i])
+    ids, keep = batch(i, t=9)
+    b, t = ids.shape
+    sampled = sample_permutation(ids, k=3, attention_mask=keep, generator=torch.Generator().manual_seed(i))
+    # Hugging Face's own example: no position sees the last one, which is the one predicted
+    last_perm = torch.zeros(b, t, t)
+    last_perm[:, :, -1] = 1.0
+    last_map = torch.zeros(b, 1, t)
+    last_map[:, 0, -1] = 1.0
+    cases = [(sampled.perm_mask, sampled.target_mapping, keep, sampled.targets),
+             (last_perm, last_map, None, ids[:, -1:])]
+    for perm_mask, mapping, mask, targets in cases:
+        with torch.no_grad():
+            want = theirs(ids, attention_mask=None if mask is None else mask.float(), perm_mask=perm_mask,
+                          target_mapping=mapping, labels=targets, output_attentions=True)
+            got = ours(ids, attention_mask=mask, perm_mask=perm_mask, target_mapping=mapping, targets=targets,
+                       need_weights=True)
+        assert got.logits.shape == (b, mapping.shape[1], VOCAB)
+        torch.testing.assert_close(got.logits, want.logits, **TOL)
+        torch.testing.assert_close(got.loss, want.loss, **TOL)
+        # with target_mapping, Hugging Face gives (content, query) attentions per layer
+        for a, q, (wa, wq) in zip(got.attentions, got.query_attentions, want.attentions, strict=True):
+            torch.testing.assert_close(a, wa, **TOL)
+            torch.testing.assert_close(q, wq, **TOL)
+    with torch.no_grad():  # a permutation mask without target_mapping: the content stream alone
+        torch.testing.assert_close(ours(ids, attention_mask=keep, perm_mask=sampled.perm_mask).logits,
+                                   theirs(ids, attention_mask=keep.float(), perm_mask=sampled.perm_mask).logits, **TOL)
+
+
+@pytest.mark.parametrize("mem_len, reuse_len, kept", [(5, None, 5), (None, None, 7), (3, 4, 3)])
+def test_memory_of_the_previous_segment_matches_hf(mem_len, reuse_len, kept):
+    # kept: memory after a first segment of 7 tokens: the last mem_len; all 7 without a limit;
+    # with reuse_len=4 only the first 4 are candidates, of which the last 3 stay
+    ours, theirs = pair(20, mem_len=mem_len, reuse_len=reuse_len, d_model=16, n_heads=2, n_layers=2, d_inner=32)
+    g = torch.Generator().manual_seed(3)
+    first, second = torch.randint(1, VOCAB, (2, 7), generator=g), torch.randint(1, VOCAB, (2, 4), generator=g)
+    with torch.no_grad():
+        want1, got1 = theirs(first, use_mems=True), ours(first, use_mems=True)
+    assert [tuple(m.shape) for m in got1.mems] == [(2, kept, 16)] * 2
+    for m, w in zip(got1.mems, want1.mems, strict=True):
+        torch.testing.assert_close(m, w.transpose(0, 1), **TOL)  # theirs are (mem_len, batch, d_model)
+    keep = torch.tensor([[True] * 4, [False, True, True, True]])  # padding in the second segment
+    with torch.no_grad():
+        want2 = theirs(second, mems=want1.mems, attention_mask=keep.float(), use_mems=True)
+        got2 = ours(second, mems=got1.mems, attention_mask=keep, use_mems=True)
+        torch.testing.assert_close(got2.logits, want2.logits, **TOL)
+        for m, w in zip(got2.mems, want2.mems, strict=True):
+            torch.testing.assert_close(m, w.transpose(0, 1), **TOL)
+        # the query stream with a memory
+        perm = sample_permutation(second, k=2, generator=torch.Generator().manual_seed(4))
+        want3 = theirs(second, mems=want1.mems, perm_mask=perm.perm_mask, target_mapping=perm.target_mapping)
+        got3 = ours(second, mems=got1.mems, perm_mask=perm.perm_mask, target_mapping=perm.target_mapping)
+        torch.testing.assert_close(got3.logits, want3.logits, **TOL)
+        # the memory is read: without it the logits differ
+        assert not torch.allclose(got2.logits, ours(second, attention_mask=keep).logits, atol=1e-3)
+
+
+@pytest.mark.parametrize("i", range(len(CONFIGS)))
+def test_segments_match_hf_with_and_without_memory(i):
+    ours, theirs = pair(30 + i, mem_len=4, **CONFIGS[i])
+    ids, keep = batch(i)
+    b, t = ids.shape
+    # as XLNet's tokenizer: A <sep> B <sep> <cls>, segments 0 ... 1 ... 2
+    seg = (torch.arange(t)[None, :] >= torch.tensor([[3], [4], [5]])).long()
+    seg[:, -1] = 2
+    with torch.no_grad():
+        want = theirs(ids, attention_mask=keep.float(), token_type_ids=seg)
+        got = ours(ids, attention_mask=keep, token_type_ids=seg)
+        torch.testing.assert_close(got.logits, want.logits, **TOL)
+        # the segment term counts: two segments differ from none, while one segment equals none
+        # (the term is then the same for every key of a query, which the softmax ignores)
+        plain = ours(ids, attention_mask=keep).logits
+        assert not torch.allclose(got.logits, plain, atol=1e-4)
+        torch.testing.assert_close(ours(ids, attention_mask=keep, token_type_ids=torch.zeros_like(seg)).logits,
+                                   plain, **TOL)
+        # a second segment with the memory of the first (the memory counts as segment 0)
+        ids2 = torch.randint(1, VOCAB, (b, 5), generator=torch.Generator().manual_seed(i))
+        seg2 = torch.tensor([[0, 0, 1, 1, 1], [1, 1, 1, 1, 1], [0, 1, 0, 1, 2]])
+        want2 = theirs(ids2, mems=want.mems, token_type_ids=seg2)
+        got2 = ours(ids2, mems=got.mems, token_type_ids=seg2)
+        torch.testing.assert_close(got2.logits, want2.logits, **TOL)
+
+
+def test_token_classifier_matches_hf():
+    cfg = XLNetConfig(vocab_size=VOCAB, d_model=16, n_layers=2, n_heads=2, d_inner=32, dropout=0.0)
+    theirs = randomize(transformers.XLNetForTokenClassification(hf_xlnet_config(cfg, num_labels=5)), 7).eval()
+    ours = XLNetTokenClassifier(XLNet(cfg), n_labels=5).eval()
+    from_hf_state_dict(ours, theirs)
+    ids, keep = batch(7)
+    labels = torch.randint(0, 5, ids.shape, generator=torch.Generator().manual_seed(7))
+    labels[~keep] = -100
+    with torch.no_grad():
+        want = theirs(ids, attention_mask=keep.float(), labels=labels)
+        got = ours(ids, attention_mask=keep, targets=labels)
+    assert got.logits.shape == (3, 8, 5)
+    torch.testing.assert_close(got.logits, want.logits, **TOL)
+    torch.testing.assert_close(got.loss, want.loss, **TOL)
+    theirs_sd = theirs.state_dict()
+    for k, v in to_hf_state_dict(ours).items():
+        assert torch.equal(v, theirs_sd[k]), k
+
+
+@pytest.mark.parametrize("clamp_len", [-1, 2])
+def test_relative_positional_encoding_is_hf(clamp_len):
+    _, theirs = pair(0, d_model=16, n_heads=2, n_layers=1, d_inner=32, clamp_len=clamp_len)
+    for qlen, klen in ((4, 4), (3, 7)):
+        want = theirs.transformer.relative_positional_encoding(qlen, klen, bsz=None)[:, 0]
+        got = relative_positional_encoding(qlen, klen, 16, clamp_len)
+        assert got.shape == (klen + qlen, 16)
+        assert torch.equal(got, want)
+    # row r is the distance klen - r: row klen is distance 0, sin(0) = 0 and cos(0) = 1
+    assert relative_positional_encoding(2, 3, 4)[3].tolist() == [0.0, 0.0, 1.0, 1.0]
+
+
+def test_rel_shift_equals_the_direct_computation():
+    x = torch.arange(32.0).reshape(1, 1, 4, 8)  # qlen = klen = 4: x[i, c] = 8 i + c
+    assert torch.equal(rel_shift_bnij(x, 4), rel_shift_direct(x, 4))
+    # out[i, j] = x[i, 4 - i + j] = 7 i + 4 + j
+    assert rel_shift_bnij(x, 4)[0, 0].tolist() == [[4, 5, 6, 7], [11, 12, 13, 14], [18, 19, 20, 21],
+                                                   [25, 26, 27, 28]]
+    for qlen, mlen in ((4, 0), (3, 2)):
+        klen = qlen + mlen
+        # columns hold their distance (klen down to -qlen + 1): after the shift, entry (i, j) must
+        # be the distance from query i (at position mlen + i) to key j
+        dist = torch.arange(klen, -qlen, -1).float().expand(2, 3, qlen, klen + qlen)
+        want = (mlen + torch.arange(qlen)[:, None] - torch.arange(klen)[None, :]).float()
+        assert torch.equal(rel_shift_bnij(dist, klen), want.expand(2, 3, qlen, klen))
+        rnd = torch.randn(2, 3, qlen, klen + qlen, generator=torch.Generator().manual_seed(qlen))
+        assert torch.equal(rel_shift_bnij(rnd, klen), rel_shift_direct(rnd, klen))
+
+
+# ---- the permutation language model -----------------------------------------------------------
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 10_000), b=st.integers(1, 3), t=st.integers(2, 10), k=st.integers(2, 4), data=st.data())
+def test_query_stream_never_sees_its_own_token_or_a_later_one(seed, b, t, k, data):
+    lengths = data.draw(st.lists(st.integers(2, t), min_size=b, max_size=b))
+    keep = torch.arange(t)[None, :] < torch.tensor(lengths)[:, None]
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(0, 13, (b, t), generator=g)
+    p = sample_permutation(ids, k, attention_mask=keep, generator=torch.Generator().manual_seed(seed))
+    rank = p.order.argsort(1)  # rank[row, position] = its step in the order
+    num_predict = max(1, t // k)
+    assert p.perm_mask.shape == (b, t, t) and p.target_mapping.shape == (b, num_predict, t)
+    assert torch.equal(p.target_mapping.sum(-1), torch.ones(b, num_predict))  # one position per prediction
+    model = randomize(XLNet(XLNetConfig.tiny(vocab_size=13)), seed).eval()
+    masks = {"attention_mask": keep, "perm_mask": p.perm_mask, "target_mapping": p.target_mapping}
+    with torch.no_grad():
+        base = model(ids, **masks).logits
+        for row in range(b):
+            n = lengths[row]
+            predicted = p.targets[row] != -100
+            assert int(predicted.sum()) == max(1, n // k)  # the last 1/k of the order
+            positions = p.target_mapping[row].argmax(-1)
+            assert len(set(positions.tolist())) == num_predict  # no two predictions on one position
+            for m in range(num_predict):
+                if not predicted[m]:
+                    continue
+                i = int(positions[m])
+                assert keep[row, i] and int(rank[row, i]) >= n - max(1, n // k)
+                assert int(p.targets[row, m]) == int(ids[row, i])
+                later = keep[row] & (rank[row] >= rank[row, i])  # itself and what follows it
+                assert bool(p.perm_mask[row, i][later].eq(1).all())
+                # change every such token: the prediction must not move
+                changed = ids.clone()
+                changed[row, later] = (ids[row, later] + 1 + torch.randint(0, 12, (int(later.sum()),),
+                                                                           generator=g)) % 13
+                torch.testing.assert_close(model(changed, **masks).logits[row, m], base[row, m], atol=1e-6, rtol=0)
+                # while what comes before it does count
+                earlier = keep[row] & ~later
+                changed = ids.clone()
+                changed[row, earlier] = (ids[row, earlier] + 1) % 13
+                assert not torch.allclose(model(changed, **masks).logits[row, m], base[row, m], atol=1e-6)
+
+
+def test_sample_permutation_is_seeded_and_puts_padding_last():
+    ids, keep = batch(0, t=9)
+    a = sample_permutation(ids, 3, keep, generator=torch.Generator().manual_seed(5))
+    again = sample_permutation(ids, 3, keep, generator=torch.Generator().manual_seed(5))
+    other = sample_permutation(ids, 3, keep, generator=torch.Generator().manual_seed(6))
+    assert all(torch.equal(x, y) for x, y in zip(vars(a).values(), vars(again).values(), strict=True))
+    assert not torch.equal(a.order, other.order)
+    for row in range(3):
+        n = int(keep[row].sum())
+        assert keep[row, a.order[row, :n]].all() and not keep[row, a.order[row, n:]].any()
+
+
+def test_a_padded_batch_gives_each_rows_logits_alone():
+    # relative positions: padding on either side changes no distance between real tokens
+    model = randomize(XLNet(XLNetConfig.tiny(vocab_size=13, pad_id=0)), 5).eval()
+    g = torch.Generator().manual_seed(5)
+    rows = [torch.randint(1, 13, (n,), generator=g) for n in (6, 3, 5)]
+    for side in ("right", "left"):
+        ids, keep = torch.zeros(3, 6, dtype=torch.long), torch.zeros(3, 6, dtype=torch.bool)
+        for r, row in enumerate(rows):
+            where = slice(0, len(row)) if side == "right" else slice(6 - len(row), 6)
+            ids[r, where], keep[r, where] = row, True
+        with torch.no_grad():
+            logits = model(ids, attention_mask=keep).logits
+            for r, row in enumerate(rows):
+                torch.testing.assert_close(logits[r][keep[r]], model(row[None]).logits[0], **TOL)
+
+
+def test_use_mems_defaults_follow_hf():
+    model = XLNet(XLNetConfig.tiny(mem_len=3))
+    ids = torch.ones(2, 5, dtype=torch.long)
+    assert model.eval()(ids).mems is not None  # use_mems_eval=True
+    assert model.train()(ids).mems is None  # use_mems_train=False
+    assert model.train()(ids, use_mems=True).mems[0].shape == (2, 3, 16)
+    assert model.eval()(ids, use_mems=False).mems is None
+
+
+# ---- export -----------------------------------------------------------------------------------
+def test_save_pretrained_loads_in_transformers_with_the_same_logits(tmp_path):
+    cfg = XLNetConfig(vocab_size=VOCAB, d_model=16, n_layers=2, n_heads=2, d_inner=32, mem_len=4, dropout=0.0)
+    ours = randomize(XLNet(cfg), 8).eval()
+    save_pretrained(ours, tmp_path / "xlnet")
+    loaded = transformers.XLNetLMHeadModel.from_pretrained(tmp_path / "xlnet").eval()
+    assert (loaded.config.mem_len, loaded.config.d_inner, loaded.config.n_layer) == (4, 32, 2)
+    ids, keep = batch(8)
+    perm = sample_permutation(ids, k=3, attention_mask=keep, generator=torch.Generator().manual_seed(8))
+    with torch.no_grad():
+        torch.testing.assert_close(ours(ids, attention_mask=keep).logits,
+                                   loaded(ids, attention_mask=keep.float()).logits, **TOL)
+        torch.testing.assert_close(
+            ours(ids, attention_mask=keep, perm_mask=perm.perm_mask, target_mapping=perm.target_mapping).logits,
+            loaded(ids, attention_mask=keep.float(), perm_mask=perm.perm_mask,
+                   target_mapping=perm.target_mapping).logits, **TOL)
+    # and back: the exported weights are ours
+    again = XLNet(cfg)
+    from_hf_state_dict(again, loaded)
+    back = to_hf_state_dict(again)
+    for k, v in to_hf_state_dict(ours).items():
+        assert torch.equal(back[k], v), k
+
+
+# ---- bad input ----------------------------------------------------------------------------------
+def test_bad_input_is_named():
+    model = XLNet(XLNetConfig.tiny(vocab_size=20)).eval()
+    ids = torch.ones(2, 5, dtype=torch.long)
+    with pytest.raises(ValueError, match=r"perm_mask must be a tensor of shape \(2, 5, 5\)"):
+        model(ids, perm_mask=torch.zeros(2, 5, 4))
+    with pytest.raises(ValueError, match="perm_mask must hold only 0 and 1"):
+        model(ids, perm_mask=torch.full((2, 5, 5), 0.5))
+    mapping = torch.zeros(2, 2, 5)
+    mapping[:, 0, 1] = 1.0
+    mapping[1, 1, 3] = 1.0  # prediction 1 of row 0 selects nothing
+    with pytest.raises(ValueError, match=r"target_mapping\[0, 1\] selects no position"):
+        model(ids, target_mapping=mapping)
+    mapping[0, 1, 2] = mapping[0, 1, 3] = 1.0
+    with pytest.raises(ValueError, match=r"target_mapping\[0, 1\] selects 2 positions"):
+        model(ids, target_mapping=mapping)
+    with pytest.raises(ValueError, match=r"target_mapping must be a tensor of shape \(batch=2, num_predict >= 1, T=5"):
+        model(ids, target_mapping=torch.zeros(2, 1, 4))
+    last = torch.zeros(2, 1, 5)
+    last[:, 0, 4] = 1.0
+    with pytest.raises(ValueError, match=r"targets must be an integer tensor of shape \(2, 1\)"):
+        model(ids, target_mapping=last, targets=torch.ones(2, 5, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"mems\[1\] must have shape \(batch=2, mem_len, d_model=16\)"):
+        model(ids, mems=[torch.zeros(2, 3, 16), torch.zeros(2, 3, 8)])  # wrong width
+    with pytest.raises(ValueError, match=r"mems\[1\] .*\(mems\[0\]: 3\)"):
+        model(ids, mems=[torch.zeros(2, 3, 16), torch.zeros(2, 4, 16)])  # lengths differ between layers
+    with pytest.raises(ValueError, match=r"mems must be a list of 2 tensors, one per layer"):
+        model(ids, mems=[torch.zeros(2, 3, 16)])
+    with pytest.raises(ValueError, match=r"token_type_ids must be an integer tensor of shape \(2, 5\)"):
+        model(ids, token_type_ids=torch.zeros(2, 4, dtype=torch.long))
+    with pytest.raises(ValueError, match="input_ids holds ids outside"):
+        model(torch.tensor([[1, 25]]))
+    with pytest.raises(ValueError, match=r"XLNetConfig.bi_data=True"):
+        XLNetConfig.tiny(bi_data=True)
+    with pytest.raises(ValueError, match=r"XLNetConfig.attn_type must be 'bi'"):
+        XLNetConfig.tiny(attn_type="uni")
+    with pytest.raises(ValueError, match=r"XLNetConfig.untie_r must be True"):
+        XLNetConfig.tiny(untie_r=False)
+    with pytest.raises(ValueError, match=r"XLNetConfig.same_length must be False"):
+        XLNetConfig.tiny(same_length=True)
+    with pytest.raises(ValueError, match=r"XLNetConfig.d_model must be even"):
+        XLNetConfig(vocab_size=20, d_model=15, n_heads=3)
+    with pytest.raises(ValueError, match=r"XLNetConfig.mem_len must be None or an int >= 0"):
+        XLNetConfig.tiny(mem_len=-1)
+    with pytest.raises(ValueError, match=r"XLNetConfig.ff_activation"):
+        XLNetConfig.tiny(ff_activation="tanh")
+    with pytest.raises(ValueError, match="d_head"):
+        hf_config(XLNetConfig(vocab_size=20, d_model=16, n_heads=2, d_head=4))
+    with pytest.raises(ValueError, match="k must be an int >= 2"):
+        sample_permutation(ids, k=1)
+    with pytest.raises(ValueError, match="at least 2 real tokens"):
+        sample_permutation(ids, k=2, attention_mask=torch.tensor([[1, 1, 1, 0, 0], [1, 0, 0, 0, 0]]))
+
+
+def test_config_preset():
+    model = XLNet(XLNetConfig.tiny())
+    assert model.config.d_head == 8 and sum(p.numel() for p in model.parameters()) < 20_000

@@ -421,11 +421,20 @@ CHAPTER_PAGES = [name for name in toc_files(BOOK / "_toc.yml")
                  if (source := source_of(BOOK, name)) is not None and source.suffix == ".ipynb"]
 
 
-def menu_links(page, selector: str) -> dict[str, Path]:
-    """The links of a menu, text -> the file they point to (as the browser resolves them)."""
-    links = page.evaluate("""selector => [...document.querySelectorAll(selector)]
-        .map(a => [a.textContent.trim(), a.href])""", selector)
+def links_on(browser, html_root: Path, name: str, selector: str) -> dict[str, Path]:
+    """The links `selector` finds on page `name`, text -> the file they point to (as the browser
+    resolves them); the page must open without a problem."""
     from urllib.parse import unquote, urlparse
+
+    run = PageRun(browser, html_root, name)
+    try:
+        page = run.open()
+        links = page.evaluate("""selector => [...document.querySelectorAll(selector)]
+            .map(a => [a.textContent.trim(), a.href])""", selector)
+        problems = run.problems
+    finally:
+        run.close()
+    assert not problems, problems
     return {text: Path(unquote(urlparse(href).path)) for text, href in links}
 
 
@@ -435,14 +444,7 @@ def test_chapter_downloads_with_and_without_solutions(browser, real_book, name):
 
     from lmbook_utils.student import solution_gates, strip_solutions
 
-    run = PageRun(browser, real_book.html, name)
-    try:
-        page = run.open()
-        links = menu_links(page, ".dropdown-download-buttons a")
-        problems = run.problems
-    finally:
-        run.close()
-    assert not problems, problems
+    links = links_on(browser, real_book.html, name, ".dropdown-download-buttons a")
     assert set(links) == {".ipynb", ".ipynb (student edition)"}, links
     source = source_of(real_book.source, name)
     assert links[".ipynb"].read_bytes() == source.read_bytes()  # the chapter as it is in the book
@@ -458,14 +460,7 @@ def test_chapter_downloads_with_and_without_solutions(browser, real_book, name):
 def test_teachers_page_offers_every_student_notebook(browser, real_book):
     import zipfile
 
-    run = PageRun(browser, real_book.html, "teachers")
-    try:
-        page = run.open()
-        links = menu_links(page, "article a[href$='.zip']")
-        problems = run.problems
-    finally:
-        run.close()
-    assert not problems, problems
+    links = links_on(browser, real_book.html, "teachers", "article a[href$='.zip']")
     assert len(links) == 1, links
     (archive,) = links.values()
     with zipfile.ZipFile(archive) as z:

@@ -12,8 +12,9 @@ training loop, plots and exercise checks from here, one module per idea:
   outputs), ``generate``/``beam_search`` for every model that writes, and folders Hugging
   Face loads (CONTRIBUTING.md describes the contract);
 - ``bert`` and ``gpt``: the pretrained models, equal to Hugging Face's (chapters 05 and 06);
-- ``xlnet``: the permutation language model with two-stream attention, equal to Hugging Face's
-  (the XLNet chapter is in preparation);
+- ``xlnet``, ``permutation_lm`` and ``tagging``: the permutation language model with two-stream
+  attention, equal to Hugging Face's; its objective measured (a chosen order's log-probability,
+  two hidden tokens' joint); BIO tags on subword pieces (chapter 07_xlnet);
 - ``probes``: what a trained model knows about the grammar (head accuracy, induction scores);
 - ``fewshot`` and ``textstats``: few-shot prompts and measures of generated text (chapter 06_gpt);
 - ``train`` (with ``train_batches`` and ``train_progress``) and ``plots``: the one training

@@ -30,7 +30,7 @@ from .tokenizers import WordPieceTokenizer
 from .transformer import Encoder, check_config_sizes
 
 __all__ = ["BertConfig", "Bert", "BertOutput", "mask_tokens", "to_hf_state_dict", "from_hf_state_dict",
-           "save_pretrained"]
+           "save_pretrained", "BertTokenClassifier", "token_classifier_from_hf_state_dict"]
 
 
 @dataclass
@@ -163,6 +163,38 @@ class Bert(nn.Module):
         return out
 
 
+class BertTokenClassifier(nn.Module):
+    """One class per token from BERT's last hidden state: dropout, then a linear layer (Hugging
+    Face's BertForTokenClassification, whose dropout is the model's hidden dropout). Introduced in
+    chapter 07_xlnet, beside `xlnet.XLNetTokenClassifier`, for tagging entities. The targets are per
+    token, (batch, T), -100 where there is no label. forward returns a BertOutput whose logits are
+    (batch, T, n_labels)."""
+
+    ignore_index = IGNORE_INDEX
+
+    def __init__(self, bert: Bert, n_labels: int) -> None:
+        super().__init__()
+        if not isinstance(bert, Bert):
+            raise TypeError(f"bert must be a Bert, got {type(bert).__name__}")
+        if isinstance(n_labels, bool) or not isinstance(n_labels, int) or n_labels < 1:
+            raise ValueError(f"n_labels must be an int >= 1, got {n_labels!r}")
+        self.bert, self.config = bert, bert.config
+        self.drop = Dropout(bert.config.dropout)
+        self.classifier = nn.Linear(bert.config.d_model, n_labels)
+        init_weights(self.classifier)
+
+    def forward(self, input_ids: torch.Tensor, segment_ids: torch.Tensor | None = None,
+                attention_mask: torch.Tensor | None = None, targets: torch.Tensor | None = None,
+                need_weights: bool = False) -> BertOutput:
+        """Arguments as `Bert.forward`; targets (batch, T): one label id per token."""
+        out = self.bert(input_ids, segment_ids, attention_mask, heads=(), need_weights=need_weights)
+        out.logits = self.classifier(self.drop(out.last_hidden_state))
+        if targets is not None:
+            check_targets(targets, tuple(input_ids.shape))
+            out.loss = F.cross_entropy(out.logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX)
+        return out
+
+
 def mask_tokens(input_ids: torch.Tensor, special_ids: list[int] | set[int], vocab_size: int, mask_id: int,
                 prob: float = 0.15, generator: torch.Generator | None = None,
                 mix: tuple[float, float, float] = (0.8, 0.1, 0.1)) -> tuple[torch.Tensor, torch.Tensor]:
@@ -258,6 +290,30 @@ def from_hf_state_dict(model: Bert, hf_state: dict[str, torch.Tensor]) -> None:
                              f"{our_name}{'' if block is None else f' (block {block})'} {tuple(target.shape)}")
         target.copy_(hf_state[hf_name])
     model.load_state_dict(sd)
+
+
+def token_classifier_from_hf_state_dict(model: BertTokenClassifier, hf_state: dict[str, torch.Tensor]) -> None:
+    """Load `transformers.BertForTokenClassification` weights (the encoder and `classifier`) into
+    a BertTokenClassifier; BERT's pretraining heads are left as they are. Introduced in chapter 07_xlnet."""
+    if not isinstance(model, BertTokenClassifier):
+        raise TypeError(f"model must be a BertTokenClassifier, got {type(model).__name__}")
+    body = {k: v for k, v in _hf_to_ours(model.bert).items() if k.startswith(("bert.embeddings.", "bert.encoder."))}
+    missing = sorted((set(body) | {"classifier.weight", "classifier.bias"}) - set(hf_state))
+    if missing:
+        raise ValueError(f"hf_state lacks {len(missing)} weights, e.g. {missing[:3]}")
+    sd = {k: v.clone() for k, v in model.bert.state_dict().items()}
+    for hf_name, (our_name, block) in body.items():
+        target = sd[our_name] if block is None else sd[our_name].chunk(3)[block]
+        if hf_state[hf_name].shape != target.shape:
+            raise ValueError(f"{hf_name} has shape {tuple(hf_state[hf_name].shape)}, ours {tuple(target.shape)}")
+        target.copy_(hf_state[hf_name])
+    model.bert.load_state_dict(sd)
+    if hf_state["classifier.weight"].shape != model.classifier.weight.shape:
+        raise ValueError(f"classifier.weight has shape {tuple(hf_state['classifier.weight'].shape)}, ours "
+                         f"{tuple(model.classifier.weight.shape)} (n_labels differ)")
+    with torch.no_grad():
+        model.classifier.weight.copy_(hf_state["classifier.weight"])
+        model.classifier.bias.copy_(hf_state["classifier.bias"])
 
 
 def hf_config(config: BertConfig) -> dict:

@@ -1,7 +1,7 @@
 """XLNet (Yang et al. 2019, "XLNet: Generalized Autoregressive Pretraining for Language
 Understanding", NeurIPS, arXiv:1906.08237): a permutation language model with two-stream attention.
 
-The package side of the XLNet chapter (in preparation). BERT predicts masked tokens independently
+Introduced in chapter 07_xlnet. BERT predicts masked tokens independently
 of each other and sees [MASK] symbols that never occur in fine-tuning; GPT sees only the left
 context. XLNet keeps autoregressive prediction but draws a random factorization order for each
 sequence: token z_t is predicted from the tokens before it *in that order*, wherever they sit in

@@ -206,3 +206,33 @@ def test_exported_folder_runs_in_a_fill_mask_pipeline(tmp_path):
 def test_config_preset():
     model = Bert(BertConfig.tiny())
     assert model.config.d_model == 16 and sum(p.numel() for p in model.parameters()) < 20_000
+
+
+def test_token_classifier_matches_hf_bert_for_token_classification():
+    from lmbook_utils.bert import BertTokenClassifier, token_classifier_from_hf_state_dict
+
+    cfg = BertConfig(vocab_size=31, d_model=16, n_layers=2, n_heads=2, d_ff=32, max_len=16, dropout=0.0)
+    torch.manual_seed(3)
+    theirs = transformers.BertForTokenClassification(transformers.BertConfig(
+        vocab_size=31, hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
+        max_position_embeddings=16, hidden_act="gelu", layer_norm_eps=cfg.eps, hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0, pad_token_id=0, num_labels=5)).eval()
+    with torch.no_grad():  # a random head: the default zero bias would hide a bias left unloaded
+        theirs.classifier.bias.normal_()
+    ours = BertTokenClassifier(Bert(cfg), n_labels=5).eval()
+    token_classifier_from_hf_state_dict(ours, theirs.state_dict())
+    ids, seg, keep = batch(cfg, 4)
+    labels = torch.randint(0, 5, ids.shape, generator=torch.Generator().manual_seed(5)).masked_fill(~keep, -100)
+    with torch.no_grad():
+        want = theirs(input_ids=ids, token_type_ids=seg, attention_mask=keep.long(), labels=labels)
+        got = ours(ids, seg, keep, targets=labels)
+    torch.testing.assert_close(got.logits, want.logits, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(got.loss, want.loss, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="n_labels must be"):
+        BertTokenClassifier(Bert(cfg), n_labels=0)
+    with pytest.raises(TypeError, match="bert must be a Bert"):
+        BertTokenClassifier(torch.nn.Linear(2, 2), n_labels=3)
+    with pytest.raises(ValueError, match="n_labels differ"):
+        token_classifier_from_hf_state_dict(BertTokenClassifier(Bert(cfg), n_labels=4), theirs.state_dict())
+    with pytest.raises(ValueError, match="lacks"):
+        token_classifier_from_hf_state_dict(ours, {"classifier.weight": theirs.classifier.weight})

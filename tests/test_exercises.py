@@ -381,13 +381,148 @@ def test_head_score_check(capsys):
     assert "ZeroDivisionError" in capsys.readouterr().out
 
 
+# --- chapter 07_xlnet --------------------------------------------------------------------------
+
+def _ranks(order):
+    import torch
+    return torch.empty(len(order), dtype=torch.long).scatter_(0, torch.tensor(order), torch.arange(len(order)))
+
+
+def query_mask_right(order):
+    rank = _ranks(order)
+    return rank[None, :] < rank[:, None]
+
+
+def content_mask_right(order):
+    rank = _ranks(order)
+    return rank[None, :] <= rank[:, None]
+
+
+def test_query_mask_check(capsys):
+    import torch
+
+    assert ex.check_query_mask(query_mask_right)
+    assert "✅" in capsys.readouterr().out
+    assert not ex.check_query_mask(content_mask_right)  # lets a position see itself
+    assert "must not see itself" in capsys.readouterr().out
+    assert not ex.check_query_mask(lambda order: query_mask_right(order).T)
+    assert "transposed" in capsys.readouterr().out
+
+    def order_as_rank(order):  # reads order[i] as the step of position i
+        rank = torch.tensor(order)
+        return rank[None, :] < rank[:, None]
+
+    assert not ex.check_query_mask(order_as_rank)
+    assert "order[s] is the position" in capsys.readouterr().out
+    assert not ex.check_query_mask(lambda order: torch.ones(len(order), len(order), dtype=torch.bool).tril(-1))
+    assert "left-to-right" in capsys.readouterr().out
+    assert not ex.check_query_mask(lambda order: query_mask_right(order).long())
+    assert "bool tensor" in capsys.readouterr().out
+
+    def one_row_wrong(order):  # right except that the first position of the order sees position 1
+        mask = query_mask_right(order)
+        mask[order[0], 1] = order[0] != 1
+        return mask
+
+    assert not ex.check_query_mask(one_row_wrong)
+    out = capsys.readouterr().out
+    assert "row 2 (position 2, step 0 of the order [2, 0, 1]): it should not see [1]" in out
+    assert not ex.check_query_mask(lambda order: 1 / 0)
+    assert "ZeroDivisionError" in capsys.readouterr().out
+
+
+def test_content_mask_check(capsys):
+    assert ex.check_content_mask(content_mask_right)
+    assert "✅" in capsys.readouterr().out
+    assert not ex.check_content_mask(query_mask_right)  # forgets the diagonal
+    assert "always sees itself" in capsys.readouterr().out
+    assert not ex.check_content_mask(lambda order: ~content_mask_right(order))  # perm_mask's convention
+    assert "may NOT see" in capsys.readouterr().out
+    assert not ex.check_content_mask(lambda order: content_mask_right(order)[:, :-1])
+    assert "needs shape (3, 3)" in capsys.readouterr().out
+    assert not ex.check_content_mask(lambda order: order[5])  # IndexError on a short order
+    assert "IndexError" in capsys.readouterr().out
+
+
+def rel_shift_gather(x, klen):
+    import torch
+    qlen = x.shape[0]
+    i, j = torch.arange(qlen)[:, None], torch.arange(klen)[None, :]
+    return x.gather(1, qlen - i + j)
+
+
+def rel_shift_trick(x, klen):  # rel_shift_bnij's two reshapes, for one head
+    qlen, rlen = x.shape
+    return x.reshape(rlen, qlen)[1:].reshape(qlen, rlen - 1)[:, :klen]
+
+
+def test_rel_shift_check(capsys):
+    import torch
+
+    assert ex.check_rel_shift(rel_shift_gather)
+    assert ex.check_rel_shift(rel_shift_trick)
+    assert "✅" in capsys.readouterr().out
+    assert not ex.check_rel_shift(lambda x, klen: x[:, :klen])  # no shift at all
+    assert "not of key c" in capsys.readouterr().out
+
+    def flipped(x, klen):  # reads distance j - i instead of i - j
+        qlen = x.shape[0]
+        i, j = torch.arange(qlen)[:, None], torch.arange(klen)[None, :]
+        return x.gather(1, qlen + i - j)
+
+    assert not ex.check_rel_shift(flipped)
+    assert "entry [0, 1] (query 0 and key 1: distance -1) is wrong: yours holds query 0's score for distance 1" \
+        in capsys.readouterr().out
+
+    def no_memory(x, klen):  # column klen - (i - j): forgets that query i sits after the memory
+        qlen = x.shape[0]
+        i, j = torch.arange(qlen)[:, None], torch.arange(klen)[None, :]
+        return x.gather(1, klen - i + j)
+
+    assert not ex.check_rel_shift(no_memory)
+    out = capsys.readouterr().out
+    assert "works without memory but not for qlen=4, klen=6 (2 memory positions)" in out and "RuntimeError" in out
+    assert not ex.check_rel_shift(lambda x, klen: x.reshape(x.shape[1], x.shape[0])[1:].reshape(x.shape[0], -1))
+    assert "needs shape (3, 3) (queries, keys), yours has (3, 5)" in capsys.readouterr().out
+    assert not ex.check_rel_shift(lambda x, klen: 1 / 0)
+    assert "ZeroDivisionError" in capsys.readouterr().out
+
+
+def test_xlnet_checks_agree_with_the_package():
+    """The masks' references match the package's attention_blocks for a full-prediction order, and
+    both right shifts equal rel_shift_bnij: the checks teach what the model computes."""
+    import torch
+
+    from lmbook_utils.xlnet import attention_blocks, rel_shift_bnij
+
+    order = [4, 0, 5, 2, 1, 3]
+    perm_blocked = ~query_mask_right(order)[None]  # every position a target: i may not see j unless j is earlier
+    blocked_h, blocked_g = attention_blocks(None, perm_blocked, 0, len(order))
+    assert torch.equal(~blocked_g[0], query_mask_right(order))
+    assert torch.equal(~blocked_h[0], content_mask_right(order))
+    x = torch.randn(4, 10)
+    assert torch.equal(rel_shift_gather(x, 6), rel_shift_bnij(x[None, None], 6)[0, 0])
+    assert torch.equal(rel_shift_trick(x, 6), rel_shift_gather(x, 6))
+
+
+def test_xlnet_checks_report_an_answer_on_the_meta_device(capsys):
+    import torch
+
+    meta = torch.device("meta")
+    for check, answer in [(ex.check_query_mask, lambda o: torch.zeros(len(o), len(o), dtype=torch.bool, device=meta)),
+                          (ex.check_content_mask, lambda o: torch.ones(len(o), len(o), dtype=torch.bool, device=meta)),
+                          (ex.check_rel_shift, lambda x, klen: x.to(meta)[:, :klen])]:
+        assert check(answer) is False
+        assert "meta" in capsys.readouterr().out
+
+
 # --- the package: one module per chapter, the same names as before ------------------------------
 
 def test_every_check_is_reexported_from_its_chapter_module():
     import importlib
 
     chapters = {"ch00_introduction": 3, "ch01_ngram": 3, "ch03_attention": 2, "ch04_transformer": 2,
-                "ch05_bert": 3, "ch06_gpt": 3}
+                "ch05_bert": 3, "ch06_gpt": 3, "ch07_xlnet": 3}
     seen = []
     for name, count in chapters.items():
         module = importlib.import_module(f"lmbook_utils.exercises.{name}")
@@ -396,7 +531,7 @@ def test_every_check_is_reexported_from_its_chapter_module():
             assert getattr(ex, check) is getattr(module, check)
             assert f"Introduced in chapter {name[2:]}" in getattr(module, check).__doc__
         seen += module.__all__
-    assert sorted(seen) == sorted(ex.__all__) and len(set(seen)) == len(seen) == 16
+    assert sorted(seen) == sorted(ex.__all__) and len(set(seen)) == len(seen) == 19
     assert set(ex.__all__) <= set(dir(ex))
     with pytest.raises(AttributeError, match="has no attribute 'check_nothing'; the checks are"):
         ex.check_nothing

@@ -7,7 +7,7 @@ to 1.7, not 1"). It returns True when the answer is right, so a teacher can
 also grade a batch of submissions. Checks never raise on a wrong answer: an
 exception in the learner's code is reported as a message too.
 
-One module per chapter (``ch00_introduction`` ... ``ch06_gpt``), each importing only
+One module per chapter (``ch00_introduction`` ... ``ch07_xlnet``), each importing only
 what its own checks need; ``_common`` holds what they share. Chapters call
 ``exercises.check_xxx(...)``: this package re-exports every check and imports a
 chapter's module only when one of its checks is first used, so chapter 00 does not
@@ -37,6 +37,9 @@ _MODULE_OF = {
     "check_top_k": "ch06_gpt",
     "check_top_p": "ch06_gpt",
     "check_few_shot_optimum": "ch06_gpt",
+    "check_query_mask": "ch07_xlnet",
+    "check_content_mask": "ch07_xlnet",
+    "check_rel_shift": "ch07_xlnet",
 }
 
 __all__ = list(_MODULE_OF)
@@ -48,6 +51,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ imports
     from .ch04_transformer import check_label_smoothing, check_positional_encoding
     from .ch05_bert import check_bert_input, check_head_score, check_mask_decision
     from .ch06_gpt import check_few_shot_optimum, check_top_k, check_top_p
+    from .ch07_xlnet import check_content_mask, check_query_mask, check_rel_shift
 
 
 def __getattr__(name: str) -> Any:

@@ -158,18 +158,25 @@ def pair_log_probs_xlnet(model: XLNet, input_ids: torch.Tensor, token_type_ids: 
 
 
 def permutation_lm_loss(k: int = 6, generator: torch.Generator | None = None, pad_id: int | None = None,
-                        ignore_index: int = IGNORE_INDEX) -> Callable:
+                        ignore_index: int = IGNORE_INDEX, special_ids: Sequence[int] = ()) -> Callable:
     """A `train` loss function: for a batch (input_ids, token_type_ids) or (input_ids,), draw an
     order per row with `xlnet.sample_permutation` (the last 1/k of each order predicted; padding,
-    the tokens equal to pad_id, never) and return XLNet's cross-entropy on those targets, with
-    the number of targets for `train.evaluate`'s per-token average."""
+    the tokens equal to pad_id, never; nor the tokens in special_ids, such as [CLS] and [SEP],
+    which are context for every position, as in the original code) and return XLNet's
+    cross-entropy on those targets, with the number of targets for `train.evaluate`'s per-token
+    average."""
     if isinstance(k, bool) or not isinstance(k, int) or k < 2:
         raise ValueError(f"k must be an int >= 2 (predict the last 1/k of each order), got {k!r}")
+    if not all(isinstance(i, int) and not isinstance(i, bool) for i in special_ids):
+        raise ValueError(f"special_ids must be token ids (ints), got {special_ids!r}")
+    specials = list(special_ids)
 
     def loss_fn(model: XLNet, batch) -> tuple[torch.Tensor, int]:
         ids, seg = (batch[0], batch[1] if len(batch) > 1 else None)
         keep = None if pad_id is None else ids != pad_id
-        p = sample_permutation(ids, k=k, attention_mask=keep, generator=generator, ignore_index=ignore_index)
+        fixed = torch.isin(ids, torch.tensor(specials, dtype=ids.dtype, device=ids.device)) if specials else None
+        p = sample_permutation(ids, k=k, attention_mask=keep, generator=generator, ignore_index=ignore_index,
+                               never_predict=fixed)
         out = model(ids, attention_mask=keep, token_type_ids=seg, perm_mask=p.perm_mask,
                     target_mapping=p.target_mapping, targets=p.targets)
         return out.loss, int((p.targets != ignore_index).sum())

@@ -536,8 +536,8 @@ class PermutationBatch:
 
 
 def sample_permutation(input_ids: torch.Tensor, k: int = 6, attention_mask: torch.Tensor | None = None,
-                       generator: torch.Generator | None = None,
-                       ignore_index: int = IGNORE_INDEX) -> PermutationBatch:
+                       generator: torch.Generator | None = None, ignore_index: int = IGNORE_INDEX,
+                       never_predict: torch.Tensor | None = None) -> PermutationBatch:
     """Draw a factorization order per row and the masks that make XLNet follow it, predicting
     the last 1/k of each order (partial prediction: the paper's pretraining used K = 6).
 
@@ -548,7 +548,10 @@ def sample_permutation(input_ids: torch.Tensor, k: int = 6, attention_mask: torc
       read only by later targets;
     - the other tokens are context: every position sees them (they are never predicted, so
       letting them see each other in both directions leaks nothing).
-    Padding (attention_mask False) is never a target and comes last in `order`.
+    Padding (attention_mask False) is never a target and comes last in `order`. Real tokens where
+    `never_predict` (batch, T) is True, such as [CLS] and [SEP] (the original code's "functional
+    tokens"), are never targets either: they come first in `order`, as context for every position,
+    and the targets are counted among the other real tokens.
 
     num_predict = max(1, T // k), the most any row can need, so the shapes depend on T alone. A
     row with fewer targets fills its other slots with distinct non-target positions and
@@ -568,15 +571,27 @@ def sample_permutation(input_ids: torch.Tensor, k: int = 6, attention_mask: torc
     device = input_ids.device
     keep = (torch.ones(b, t, dtype=torch.bool, device=device) if attention_mask is None
             else check_attention_mask(attention_mask, (b, t)))
+    fixed = torch.zeros_like(keep)
+    if never_predict is not None:
+        if (not isinstance(never_predict, torch.Tensor) or never_predict.dtype != torch.bool
+                or tuple(never_predict.shape) != (b, t)):
+            got = (f"{never_predict.dtype} {tuple(never_predict.shape)}" if isinstance(never_predict, torch.Tensor)
+                   else type(never_predict).__name__)
+            raise ValueError(f"never_predict must be a bool tensor of shape {(b, t)} (True = never a target), "
+                             f"got {got}")
+        fixed = never_predict.to(device) & keep
     n = keep.sum(1)  # real tokens per row
-    if device.type != "meta" and b and int(n.min()) < 2:
-        raise ValueError(f"every row needs at least 2 real tokens (attention_mask), got {n.tolist()}")
+    n_free = n - fixed.sum(1)  # real tokens that may be predicted
+    if device.type != "meta" and b and (int(n.min()) < 2 or int(n_free.min()) < 1):
+        raise ValueError(f"every row needs at least 2 real tokens (attention_mask), one of them predictable "
+                         f"(never_predict False), got {n.tolist()} real and {n_free.tolist()} predictable")
     draw_on = generator.device if generator is not None else torch.device("cpu")
     u = torch.rand((b, t), generator=generator, device=draw_on).to(device)
-    order = torch.sort(u.masked_fill(~keep, 2.0), dim=1, stable=True).indices  # padding (2.0) last
+    # never-predicted tokens (-1.0) first, padding (2.0) last, the rest in a random order
+    order = torch.sort(u.masked_fill(~keep, 2.0).masked_fill(fixed, -1.0), dim=1, stable=True).indices
     steps = torch.arange(t, device=device).expand(b, t)
     rank = torch.empty_like(order).scatter_(1, order, steps)  # rank[b, position] = its step in the order
-    c = torch.clamp(n // k, min=1)  # targets per row
+    c = torch.clamp(n_free // k, min=1)  # targets per row
     is_target = keep & (rank >= (n - c)[:, None])
     # i may not see j when j is a target that does not come before i
     perm_mask = is_target[:, None, :] & (rank[:, None, :] >= rank[:, :, None])

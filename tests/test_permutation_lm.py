@@ -152,6 +152,25 @@ def test_permutation_lm_loss_counts_its_targets_and_never_predicts_padding():
     torch.testing.assert_close(loss, by_hand)
 
 
+def test_permutation_lm_loss_never_predicts_the_special_ids():
+    torch.manual_seed(0)
+    model = XLNet(XLNetConfig.tiny(vocab_size=VOCAB, pad_id=0))
+    ids = torch.randint(3, VOCAB, (4, 9), generator=torch.Generator().manual_seed(9))
+    ids[:, 0], ids[:, 4], ids[:, -1] = 1, 2, 2  # [CLS] ... [SEP] ... [SEP]
+    loss_fn = permutation_lm_loss(k=3, generator=torch.Generator().manual_seed(1), pad_id=0, special_ids=[1, 2])
+    loss, n = loss_fn(model, (ids,))
+    assert n == 4 * (6 // 3)  # 6 predictable tokens a row
+    fixed = (ids == 1) | (ids == 2)
+    p = sample_permutation(ids, k=3, attention_mask=ids != 0, generator=torch.Generator().manual_seed(1),
+                           never_predict=fixed)
+    assert not torch.isin(p.targets, torch.tensor([1, 2])).any()
+    by_hand = model(ids, attention_mask=ids != 0, perm_mask=p.perm_mask, target_mapping=p.target_mapping,
+                    targets=p.targets).loss
+    torch.testing.assert_close(loss, by_hand)
+    with pytest.raises(ValueError, match="special_ids must be token ids"):
+        permutation_lm_loss(special_ids=["[CLS]"])
+
+
 def test_meta_device():
     order = torch.arange(6, device="meta").expand(2, 6)
     predict = torch.arange(6, device="meta").expand(2, 6) > 0

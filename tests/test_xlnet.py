@@ -269,6 +269,25 @@ def test_sample_permutation_is_seeded_and_puts_padding_last():
         assert keep[row, a.order[row, :n]].all() and not keep[row, a.order[row, n:]].any()
 
 
+def test_never_predicted_tokens_are_context_first_in_the_order_and_never_targets():
+    ids, keep = batch(1, t=10)
+    fixed = torch.zeros_like(keep)
+    fixed[:, 0] = True  # a [CLS] at the start of every row (padding in row 1, which pads on the left)
+    fixed[0, 3] = True
+    p = sample_permutation(ids, 3, keep, generator=torch.Generator().manual_seed(7), never_predict=fixed)
+    targets = p.target_mapping.argmax(-1)  # (batch, num_predict) positions
+    for row in range(3):
+        n, f = int(keep[row].sum()), int((fixed[row] & keep[row]).sum())
+        assert set(p.order[row, :f].tolist()) == set((fixed[row] & keep[row]).nonzero().flatten().tolist())
+        used = targets[row][p.targets[row] != -100].tolist()
+        assert len(used) == max(1, (n - f) // 3) and not any(bool(fixed[row, q]) for q in used)
+        assert not p.perm_mask[row][:, fixed[row]].any()  # everyone sees them
+    with pytest.raises(ValueError, match="never_predict must be a bool tensor"):
+        sample_permutation(ids, 3, keep, never_predict=fixed.long())
+    with pytest.raises(ValueError, match="one of them predictable"):
+        sample_permutation(ids, 3, keep, never_predict=torch.ones_like(keep))
+
+
 def test_a_padded_batch_gives_each_rows_logits_alone():
     # relative positions: padding on either side changes no distance between real tokens
     model = randomize(XLNet(XLNetConfig.tiny(vocab_size=13, pad_id=0)), 5).eval()

@@ -22,7 +22,7 @@ from .toyworld import ANIMALS, ATTITUDES, PLACES, THINGS, detokenize_en, story_l
 from .toyworld.views import _FLIP, _GENDER, _PRONOUN_GENDER
 
 __all__ = ["word_relations", "hidden_word_posterior", "head_accuracy", "RelationRow", "relation_table",
-           "gender_accuracy", "induction_scores"]
+           "gender_accuracy", "induction_scores", "determiner_noun_cases", "forbidden_determiner_share"]
 
 
 # ---- what the grammar knows --------------------------------------------------------------------
@@ -311,3 +311,40 @@ def induction_scores(model: torch.nn.Module, token_ids: list[int], length: int =
     queries = torch.arange(off + length, off + 2 * length, device=attentions[0].device)
     targets = queries - length + 1  # the token after the same token's first occurrence
     return torch.stack([a[:, :, queries, targets].mean(dim=(0, 2)) for a in attentions]).cpu()
+
+
+# ---- "a" and "an": two words that must agree ---------------------------------------------------
+def determiner_noun_cases(tokenizer, pairs, limit: int = 200) -> list[tuple[list[int], list[int], int]]:
+    """(ids, segment ids, position of the determiner) for the first "a" or "an" right before a
+    noun in each (A, B) pair, up to `limit` pairs. Introduced in chapter 07_xlnet: the grammar
+    writes "an" before a vowel and "a" otherwise, so hiding both words tests whether a model's
+    two predictions agree."""
+    nouns = {w for w, *_ in ANIMALS} | {w for group in THINGS.values() for w, *_ in group}
+    dets = {tokenizer.token_to_id("a"), tokenizer.token_to_id("an")}
+    cases = []
+    for a, b in pairs:
+        ids, seg = tokenizer.encode_pair(a, b)
+        d = next((d for d in range(1, len(ids) - 1)
+                  if ids[d] in dets and tokenizer.id_to_token(ids[d + 1]) in nouns), None)
+        if d is not None:
+            cases.append((ids, seg, d))
+        if len(cases) == limit:
+            break
+    return cases
+
+
+def forbidden_determiner_share(joint: torch.Tensor, tokenizer) -> torch.Tensor:
+    """(batch,): of the probability a (batch, 2, vocab) joint log-probability over (["a", "an"],
+    next token) puts on a determiner and a word, the share the grammar forbids: "an" before a
+    word that starts with a consonant, "a" before one that starts with a vowel (words only:
+    pieces and special tokens are left out). Introduced in chapter 07_xlnet."""
+    if not isinstance(joint, torch.Tensor) or joint.dim() != 3 or joint.shape[1:] != (2, tokenizer.vocab_size):
+        got = tuple(joint.shape) if isinstance(joint, torch.Tensor) else type(joint).__name__
+        raise ValueError(f"joint must have shape (batch, 2, vocab_size={tokenizer.vocab_size}), got {got}")
+    names = [tokenizer.id_to_token(i) for i in range(tokenizer.vocab_size)]
+    vowel = torch.tensor([w.isalpha() and w[0] in "aeiou" for w in names], device=joint.device)
+    consonant = torch.tensor([w.isalpha() and w[0] not in "aeiou" for w in names], device=joint.device)
+    p = joint.exp()
+    bad = (p[:, 0] * vowel).sum(-1) + (p[:, 1] * consonant).sum(-1)  # "a apple", "an cake"
+    good = (p[:, 0] * consonant).sum(-1) + (p[:, 1] * vowel).sum(-1)
+    return bad / (bad + good)

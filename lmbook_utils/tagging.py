@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from .modeling import IGNORE_INDEX
 
-__all__ = ["bio_tags", "bio_labels", "encode_tagged", "word_predictions"]
+__all__ = ["bio_tags", "bio_labels", "encode_tagged", "word_predictions", "predict_word_tags", "lookup_tags"]
 
 
 def bio_tags(n_words: int, spans: Sequence[tuple[int, int, str]]) -> list[str]:
@@ -65,3 +65,21 @@ def word_predictions(predicted: Sequence[int], labels: Sequence[int], tag_names:
     if len(predicted) != len(labels):
         raise ValueError(f"predicted and labels must have the same length, got {len(predicted)} and {len(labels)}")
     return [tag_names[int(p)] for p, y in zip(predicted, labels) if int(y) != ignore_index]
+
+
+def predict_word_tags(model, input_ids, labels, tag_names: Sequence[str], pad_id: int) -> list[list[str]]:
+    """Each sentence's predicted tag names, one per word: a token classifier (BERT's or XLNet's)
+    run in eval mode on (batch, T) input_ids, read at the first piece of each word (where
+    `labels` is not ignore_index), ready for `seqeval`."""
+    import torch
+
+    with torch.no_grad():
+        pred = model.eval()(input_ids, attention_mask=input_ids != pad_id).logits.argmax(-1).tolist()
+    return [word_predictions(p, y, tag_names) for p, y in zip(pred, labels.tolist())]
+
+
+def lookup_tags(training: Sequence[tuple[Sequence[str], Sequence[str]]], words: Sequence[str]) -> list[str]:
+    """The rule baseline: each word's tag as the (words, tags) training sentences tag it (the last
+    one wins), O for a word they never show."""
+    memory = {w: t for ws, ts in training for w, t in zip(ws, ts)}
+    return [memory.get(w, "O") for w in words]

@@ -302,3 +302,25 @@ def test_induction_scores_find_a_copying_head():
         induction_scores(_Copier(1), [2, 3], length=1)
     with pytest.raises(ValueError, match="at least 2 distinct ids"):
         induction_scores(_Copier(4), [2, 2], length=4)
+
+
+def test_forbidden_determiner_share_and_the_cases_it_is_measured_on():
+    from lmbook_utils.probes import determiner_noun_cases, forbidden_determiner_share
+    from lmbook_utils.tokenizers import WordPieceTokenizer
+
+    texts = ["Bob ate an apple.", "Tom ate a cake.", "Emma ate a big cake."] * 10
+    tok = WordPieceTokenizer.train(texts, vocab_size=80)
+    pairs = [("Emma ate a big cake.", "She laughed."), ("Bob ate an apple.", "He ate a cake.")]
+    cases = determiner_noun_cases(tok, pairs)
+    assert len(cases) == 1  # "a big cake": an adjective between, so no case
+    ids, seg, d = cases[0]
+    assert tok.id_to_token(ids[d]) == "an" and tok.id_to_token(ids[d + 1]) == "apple"
+    assert (ids, seg) == tuple(tok.encode_pair(*pairs[1]))
+    A, AN, APPLE, CAKE = (tok.token_to_id(w) for w in ("a", "an", "apple", "cake"))
+    joint = torch.full((3, 2, tok.vocab_size), -math.inf)
+    joint[0, 0, APPLE] = 0.0  # all on "a apple": forbidden
+    joint[1, 1, APPLE] = 0.0  # all on "an apple": allowed
+    joint[2, 0, APPLE] = joint[2, 0, CAKE] = math.log(0.5)  # half "a apple", half "a cake"
+    torch.testing.assert_close(forbidden_determiner_share(joint, tok), torch.tensor([1.0, 0.0, 0.5]))
+    with pytest.raises(ValueError, match="joint must have shape"):
+        forbidden_determiner_share(joint[:, :1], tok)

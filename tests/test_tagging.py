@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lmbook_utils.tagging import bio_labels, bio_tags, encode_tagged, word_predictions
+from lmbook_utils.tagging import bio_labels, bio_tags, encode_tagged, lookup_tags, predict_word_tags, word_predictions
 from lmbook_utils.tokenizers import WordPieceTokenizer
 
 
@@ -46,3 +46,22 @@ def test_encode_tagged_rejects_unknown_tags_and_mismatched_lengths():
         encode_tagged(tok, ["a"], ["B-X"], {"O": 0})
     with pytest.raises(ValueError, match="same length"):
         encode_tagged(tok, ["a", "b"], ["O"], {"O": 0})
+
+
+def test_lookup_tags_uses_the_training_tags_and_o_for_unseen_words():
+    training = [(["bob", "saw", "a", "dog"], ["B-PER", "O", "O", "B-ANI"]), (["a", "dog", "ran"], ["O", "B-ANI", "O"])]
+    assert lookup_tags(training, ["dog", "saw", "carol"]) == ["B-ANI", "O", "O"]
+
+
+def test_predict_word_tags_reads_each_words_first_piece():
+    import torch
+
+    class Fixed(torch.nn.Module):  # a "model" whose predicted id at token t is t % 3
+        def forward(self, input_ids, attention_mask=None):
+            b, t = input_ids.shape
+            logits = torch.nn.functional.one_hot(torch.arange(t) % 3, 3).float().expand(b, t, 3)
+            return type("Out", (), {"logits": logits})()
+
+    ids = torch.tensor([[2, 7, 8, 9, 3, 0]])
+    labels = torch.tensor([[-100, 1, -100, 0, -100, -100]])  # words start at tokens 1 and 3
+    assert predict_word_tags(Fixed(), ids, labels, ["O", "B-X", "I-X"], pad_id=0) == [["B-X", "O"]]

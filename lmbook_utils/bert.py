@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .dropout import Dropout
-from .hf_export import write_folder
+from .hf_export import load_mapped, mapped_state, write_folder
 from .modeling import IGNORE_INDEX, ModelOutput, check_attention_mask, check_input_ids, check_targets, init_weights
 from .tokenizers import WordPieceTokenizer
 from .transformer import Encoder, check_config_sizes
@@ -106,24 +106,7 @@ class Bert(nn.Module):
         return self.drop(self.emb_norm(x))
 
     def _check(self, input_ids, segment_ids, attention_mask):
-        c = self.config
-        check_input_ids(input_ids, "input_ids", c.vocab_size)
-        if input_ids.shape[1] > c.max_len:
-            raise ValueError(f"input_ids has {input_ids.shape[1]} positions, more than the position "
-                             f"table's max_len={c.max_len}; truncate the sequences")
-        if segment_ids is None:
-            segment_ids = torch.zeros_like(input_ids)
-        if not isinstance(segment_ids, torch.Tensor) or segment_ids.shape != input_ids.shape:
-            got = tuple(segment_ids.shape) if isinstance(segment_ids, torch.Tensor) else type(segment_ids).__name__
-            raise ValueError(f"segment_ids must have the shape of input_ids {tuple(input_ids.shape)}, got {got}")
-        # A meta tensor (a shape-only run, e.g. the device tests) has no values to check.
-        if segment_ids.device.type != "meta" and segment_ids.numel() and (
-                int(segment_ids.min()) < 0 or int(segment_ids.max()) >= c.type_vocab_size):
-            raise ValueError(f"segment_ids must be in [0, {c.type_vocab_size}), got values "
-                             f"{sorted(set(segment_ids.unique().tolist()))}")
-        if attention_mask is None:
-            attention_mask = input_ids != c.pad_id
-        return segment_ids.long(), check_attention_mask(attention_mask, tuple(input_ids.shape))
+        return check_encoder_inputs(self.config, input_ids, segment_ids, attention_mask)
 
     def forward(self, input_ids: torch.Tensor, segment_ids: torch.Tensor | None = None,
                 attention_mask: torch.Tensor | None = None, targets: torch.Tensor | None = None,
@@ -195,6 +178,29 @@ class BertTokenClassifier(nn.Module):
         return out
 
 
+def check_encoder_inputs(c, input_ids, segment_ids, attention_mask) -> tuple[torch.Tensor, torch.Tensor]:
+    """(segment ids, attention mask) checked against the config `c` of an encoder with segment
+    embeddings (BERT's, ELECTRA's): ids in the vocabulary, no longer than max_len, segments in
+    [0, type_vocab_size); defaults: one segment, attention_mask = input_ids != pad_id."""
+    check_input_ids(input_ids, "input_ids", c.vocab_size)
+    if input_ids.shape[1] > c.max_len:
+        raise ValueError(f"input_ids has {input_ids.shape[1]} positions, more than the position "
+                         f"table's max_len={c.max_len}; truncate the sequences")
+    if segment_ids is None:
+        segment_ids = torch.zeros_like(input_ids)
+    if not isinstance(segment_ids, torch.Tensor) or segment_ids.shape != input_ids.shape:
+        got = tuple(segment_ids.shape) if isinstance(segment_ids, torch.Tensor) else type(segment_ids).__name__
+        raise ValueError(f"segment_ids must have the shape of input_ids {tuple(input_ids.shape)}, got {got}")
+    # A meta tensor (a shape-only run, e.g. the device tests) has no values to check.
+    if segment_ids.device.type != "meta" and segment_ids.numel() and (
+            int(segment_ids.min()) < 0 or int(segment_ids.max()) >= c.type_vocab_size):
+        raise ValueError(f"segment_ids must be in [0, {c.type_vocab_size}), got values "
+                         f"{sorted(set(segment_ids.unique().tolist()))}")
+    if attention_mask is None:
+        attention_mask = input_ids != c.pad_id
+    return segment_ids.long(), check_attention_mask(attention_mask, tuple(input_ids.shape))
+
+
 def mask_tokens(input_ids: torch.Tensor, special_ids: list[int] | set[int], vocab_size: int, mask_id: int,
                 prob: float = 0.15, generator: torch.Generator | None = None,
                 mix: tuple[float, float, float] = (0.8, 0.1, 0.1)) -> tuple[torch.Tensor, torch.Tensor]:
@@ -236,6 +242,25 @@ def mask_tokens(input_ids: torch.Tensor, special_ids: list[int] | set[int], voca
 
 
 # ---- Hugging Face interchange ---------------------------------------------------------------
+def encoder_hf_names(n_layers: int, ours: str, hf: str) -> dict[str, tuple[str, int | None]]:
+    """Hugging Face BERT-style encoder layer names (under the prefix `hf`, e.g. "bert.encoder.")
+    -> (our `transformer.Encoder` name under `ours`, block): HF keeps query, key and value
+    apart, we stack them in `in_proj` (block 0, 1, 2 of its rows); block None = whole.
+    BERT and ELECTRA share this layout."""
+    m = {}
+    for i in range(n_layers):
+        o, h = f"{ours}layers.{i}.", f"{hf}layer.{i}."
+        for block, b in enumerate(("attention.self.query", "attention.self.key", "attention.self.value")):
+            for p in ("weight", "bias"):
+                m[f"{h}{b}.{p}"] = (f"{o}self_attn.in_proj.{p}", block)
+        for a, b in (("self_attn.out_proj", "attention.output.dense"),
+                     ("norm1", "attention.output.LayerNorm"), ("ff.linear1", "intermediate.dense"),
+                     ("ff.linear2", "output.dense"), ("norm2", "output.LayerNorm")):
+            for p in ("weight", "bias"):
+                m[f"{h}{b}.{p}"] = (f"{o}{a}.{p}", None)
+    return m
+
+
 def _hf_to_ours(model: Bert) -> dict[str, tuple[str, int | None]]:
     """transformers.BertForPreTraining parameter name -> (ours, block): HF keeps query, key and
     value apart, we stack them in `in_proj` (block 0, 1, 2 of its rows); block None = whole."""
@@ -245,16 +270,7 @@ def _hf_to_ours(model: Bert) -> dict[str, tuple[str, int | None]]:
          "bert.embeddings.LayerNorm.weight": ("emb_norm.weight", None),
          "bert.embeddings.LayerNorm.bias": ("emb_norm.bias", None),
          "cls.predictions.bias": ("mlm_bias", None)}
-    for i in range(model.config.n_layers):
-        ours, hf = f"encoder.layers.{i}.", f"bert.encoder.layer.{i}."
-        for block, b in enumerate(("attention.self.query", "attention.self.key", "attention.self.value")):
-            for p in ("weight", "bias"):
-                m[f"{hf}{b}.{p}"] = (f"{ours}self_attn.in_proj.{p}", block)
-        for a, b in (("self_attn.out_proj", "attention.output.dense"),
-                     ("norm1", "attention.output.LayerNorm"), ("ff.linear1", "intermediate.dense"),
-                     ("ff.linear2", "output.dense"), ("norm2", "output.LayerNorm")):
-            for p in ("weight", "bias"):
-                m[f"{hf}{b}.{p}"] = (f"{ours}{a}.{p}", None)
+    m.update(encoder_hf_names(model.config.n_layers, "encoder.", "bert.encoder."))
     for p in ("weight", "bias"):
         m[f"bert.pooler.dense.{p}"] = (f"pooler.{p}", None)
         m[f"cls.predictions.transform.dense.{p}"] = (f"mlm_dense.{p}", None)
@@ -267,29 +283,17 @@ def to_hf_state_dict(model: Bert) -> dict[str, torch.Tensor]:
     """Our weights under `transformers.BertForPreTraining`'s names (the MLM decoder is the tied
     word embedding plus the MLM bias). Introduced in chapter 05_bert."""
     sd = model.state_dict()
-    out = {hf: sd[ours] if block is None else sd[ours].chunk(3)[block]
-           for hf, (ours, block) in _hf_to_ours(model).items()}
-    out["cls.predictions.decoder.weight"] = sd["tok_emb.weight"]
-    out["cls.predictions.decoder.bias"] = sd["mlm_bias"]
-    return {k: v.detach().clone().contiguous() for k, v in out.items()}
+    out = mapped_state(sd, _hf_to_ours(model))
+    out["cls.predictions.decoder.weight"] = sd["tok_emb.weight"].detach().clone()
+    out["cls.predictions.decoder.bias"] = sd["mlm_bias"].detach().clone()
+    return out
 
 
 def from_hf_state_dict(model: Bert, hf_state: dict[str, torch.Tensor]) -> None:
     """Load `BertForPreTraining` weights into our model (the classification head is left as is).
 
     Introduced in chapter 05_bert."""
-    mapping, sd = _hf_to_ours(model), model.state_dict()
-    missing = sorted(set(mapping) - set(hf_state))
-    if missing:
-        raise ValueError(f"hf_state lacks {len(missing)} weights, e.g. {missing[:3]}")
-    sd = {k: v.clone() for k, v in sd.items()}
-    for hf_name, (our_name, block) in mapping.items():
-        target = sd[our_name] if block is None else sd[our_name].chunk(3)[block]
-        if hf_state[hf_name].shape != target.shape:
-            raise ValueError(f"{hf_name} has shape {tuple(hf_state[hf_name].shape)}, ours "
-                             f"{our_name}{'' if block is None else f' (block {block})'} {tuple(target.shape)}")
-        target.copy_(hf_state[hf_name])
-    model.load_state_dict(sd)
+    load_mapped(model, _hf_to_ours(model), hf_state, "BertForPreTraining")
 
 
 def token_classifier_from_hf_state_dict(model: BertTokenClassifier, hf_state: dict[str, torch.Tensor]) -> None:
@@ -298,16 +302,10 @@ def token_classifier_from_hf_state_dict(model: BertTokenClassifier, hf_state: di
     if not isinstance(model, BertTokenClassifier):
         raise TypeError(f"model must be a BertTokenClassifier, got {type(model).__name__}")
     body = {k: v for k, v in _hf_to_ours(model.bert).items() if k.startswith(("bert.embeddings.", "bert.encoder."))}
-    missing = sorted((set(body) | {"classifier.weight", "classifier.bias"}) - set(hf_state))
+    missing = sorted({"classifier.weight", "classifier.bias"} - set(hf_state))
     if missing:
         raise ValueError(f"hf_state lacks {len(missing)} weights, e.g. {missing[:3]}")
-    sd = {k: v.clone() for k, v in model.bert.state_dict().items()}
-    for hf_name, (our_name, block) in body.items():
-        target = sd[our_name] if block is None else sd[our_name].chunk(3)[block]
-        if hf_state[hf_name].shape != target.shape:
-            raise ValueError(f"{hf_name} has shape {tuple(hf_state[hf_name].shape)}, ours {tuple(target.shape)}")
-        target.copy_(hf_state[hf_name])
-    model.bert.load_state_dict(sd)
+    load_mapped(model.bert, body, hf_state, "BertForTokenClassification")
     if hf_state["classifier.weight"].shape != model.classifier.weight.shape:
         raise ValueError(f"classifier.weight has shape {tuple(hf_state['classifier.weight'].shape)}, ours "
                          f"{tuple(model.classifier.weight.shape)} (n_labels differ)")

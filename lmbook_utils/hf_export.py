@@ -16,13 +16,40 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Dict, Optional, Tuple
 
 import torch
 
 from .tokenizers import _WORD, BPETokenizer, CharTokenizer, Tokenizer, WordPieceTokenizer, WordTokenizer, split_words
 
-__all__ = ["hf_tokenizer", "special_token_ids", "write_folder"]
+__all__ = ["hf_tokenizer", "special_token_ids", "write_folder", "Mapping", "mapped_state", "load_mapped"]
+
+
+# Hugging Face name -> (our name, block): block None is the whole tensor; 0, 1, 2 are the row
+# blocks of a stacked tensor (our `in_proj` holds HF's query, key and value, in that order).
+Mapping = Dict[str, Tuple[str, Optional[int]]]
+
+
+def mapped_state(state: dict[str, torch.Tensor], mapping: Mapping) -> dict[str, torch.Tensor]:
+    """Our `state` (a state_dict) under Hugging Face's names, as contiguous copies."""
+    out = {hf: state[ours] if block is None else state[ours].chunk(3)[block] for hf, (ours, block) in mapping.items()}
+    return {k: v.detach().clone().contiguous() for k, v in out.items()}
+
+
+def load_mapped(module: torch.nn.Module, mapping: Mapping, hf_state: dict[str, torch.Tensor], what: str = "") -> None:
+    """Copy `hf_state` (a Hugging Face state_dict) into `module` by `mapping`; every mapped
+    weight must be there with our shape. `what` names the Hugging Face class in the errors."""
+    missing = sorted(set(mapping) - set(hf_state))
+    if missing:
+        raise ValueError(f"hf_state lacks {len(missing)} weights{f' of {what}' if what else ''}, e.g. {missing[:3]}")
+    sd = {k: v.clone() for k, v in module.state_dict().items()}
+    for hf_name, (our_name, block) in mapping.items():
+        target = sd[our_name] if block is None else sd[our_name].chunk(3)[block]
+        if hf_state[hf_name].shape != target.shape:
+            raise ValueError(f"{hf_name} has shape {tuple(hf_state[hf_name].shape)}, ours "
+                             f"{our_name}{'' if block is None else f' (block {block})'} {tuple(target.shape)}")
+        target.copy_(hf_state[hf_name])
+    module.load_state_dict(sd)
 
 
 def hf_tokenizer(tokenizer: Tokenizer) -> Any:

@@ -233,3 +233,30 @@ def test_xlnet_runs_on_meta_with_both_streams_and_memory():
     assert all(m.device == META for m in out.mems)
     again = model(meta_ids(2, 5), mems=out.mems)
     assert again.logits.device == META
+
+
+# ---- electra (chapter 08) ----------------------------------------------------------------
+def test_electra_models_run_on_meta():
+    from lmbook_utils.electra import ElectraClassifier, ElectraConfig, ElectraDiscriminator, ElectraForQA, ElectraGenerator
+
+    cfg = ElectraConfig.tiny(vocab_size=20)
+    ids, keep = meta_ids(2, 6), torch.ones(2, 6, dtype=torch.bool, device=META)
+    gen = ElectraGenerator(cfg).to(META)
+    assert gen(ids, attention_mask=keep, targets=meta_ids(2, 6)).loss.device == META
+    disc = ElectraDiscriminator(cfg).to(META)
+    out = disc(ids, attention_mask=keep, targets=torch.zeros(2, 6, dtype=torch.bool, device=META))
+    assert out.logits.shape == (2, 6) and out.logits.device == out.loss.device == META
+    assert ElectraClassifier(ElectraDiscriminator(cfg), 3).to(META)(ids, attention_mask=keep,
+                                                                     labels=meta_ids(2)).loss.device == META
+    qa = ElectraForQA(ElectraDiscriminator(cfg)).to(META)(ids, attention_mask=keep)
+    assert qa.start_logits.device == qa.end_logits.device == META
+
+
+def test_electra_gumbel_sample_draws_on_the_generator_device_and_returns_on_the_logits_device():
+    from lmbook_utils.electra import gumbel_sample
+
+    assert gumbel_sample(torch.zeros(4, 9, device=META), torch.Generator().manual_seed(0)).device == META
+    # the noise is drawn on the generator's device (the CPU), so a seed means one sample everywhere
+    logits = torch.randn(4, 9, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(gumbel_sample(logits, torch.Generator().manual_seed(0)),
+                       gumbel_sample(logits.clone(), torch.Generator().manual_seed(0)))

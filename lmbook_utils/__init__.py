@@ -15,6 +15,9 @@ training loop, plots and exercise checks from here, one module per idea:
 - ``xlnet``, ``permutation_lm`` and ``tagging``: the permutation language model with two-stream
   attention, equal to Hugging Face's; its objective measured (a chosen order's log-probability,
   two hidden tokens' joint); BIO tags on subword pieces (chapter 07_xlnet);
+- ``electra``, ``electra_hf``, ``flops`` and ``qa``: replaced-token detection with a generator
+  and a discriminator equal to Hugging Face's, the FLOPs of a training step, and extractive
+  question answering with SQuAD's metric (chapter 08_electra);
 - ``probes``: what a trained model knows about the grammar (head accuracy, induction scores);
 - ``fewshot`` and ``textstats``: few-shot prompts and measures of generated text (chapter 06_gpt);
 - ``train`` (with ``train_batches`` and ``train_progress``) and ``plots``: the one training

@@ -26,11 +26,13 @@ from torch import nn
 from .dropout import Dropout
 from .hf_export import load_mapped, mapped_state, write_folder
 from .modeling import IGNORE_INDEX, ModelOutput, check_attention_mask, check_input_ids, check_targets, init_weights
+from .qa import QAOutput, span_output
 from .tokenizers import WordPieceTokenizer
 from .transformer import Encoder, check_config_sizes
 
 __all__ = ["BertConfig", "Bert", "BertOutput", "mask_tokens", "to_hf_state_dict", "from_hf_state_dict",
-           "save_pretrained", "BertTokenClassifier", "token_classifier_from_hf_state_dict"]
+           "save_pretrained", "BertTokenClassifier", "token_classifier_from_hf_state_dict", "BertForQA",
+           "qa_from_hf_state_dict"]
 
 
 @dataclass
@@ -178,6 +180,29 @@ class BertTokenClassifier(nn.Module):
         return out
 
 
+class BertForQA(nn.Module):
+    """Extractive question answering on BERT (Hugging Face's `BertForQuestionAnswering`): a
+    linear layer gives every token a start and an end logit, read from the last hidden state.
+    Introduced in chapter 08_electra, beside `electra.ElectraForQA`, the same head."""
+
+    def __init__(self, bert: Bert) -> None:
+        super().__init__()
+        if not isinstance(bert, Bert):
+            raise TypeError(f"bert must be a Bert, got {type(bert).__name__}")
+        self.bert, self.config = bert, bert.config
+        self.qa_outputs = nn.Linear(bert.config.d_model, 2)
+        init_weights(self.qa_outputs)
+
+    def forward(self, input_ids: torch.Tensor, segment_ids: torch.Tensor | None = None,
+                attention_mask: torch.Tensor | None = None, start_positions: torch.Tensor | None = None,
+                end_positions: torch.Tensor | None = None, need_weights: bool = False) -> QAOutput:
+        """start_positions, end_positions (batch,): the answer's first and last token."""
+        _, keep = self.bert._check(input_ids, segment_ids, attention_mask)
+        out = self.bert(input_ids, segment_ids, attention_mask, heads=(), need_weights=need_weights)
+        return span_output(self.qa_outputs(out.last_hidden_state), keep, start_positions, end_positions,
+                           out.attentions, out.last_hidden_state)
+
+
 def check_encoder_inputs(c, input_ids, segment_ids, attention_mask) -> tuple[torch.Tensor, torch.Tensor]:
     """(segment ids, attention mask) checked against the config `c` of an encoder with segment
     embeddings (BERT's, ELECTRA's): ids in the vocabulary, no longer than max_len, segments in
@@ -312,6 +337,17 @@ def token_classifier_from_hf_state_dict(model: BertTokenClassifier, hf_state: di
     with torch.no_grad():
         model.classifier.weight.copy_(hf_state["classifier.weight"])
         model.classifier.bias.copy_(hf_state["classifier.bias"])
+
+
+def qa_from_hf_state_dict(model: BertForQA, hf_state: dict[str, torch.Tensor]) -> None:
+    """Load `transformers.BertForQuestionAnswering` weights (the encoder and `qa_outputs`) into a
+    BertForQA; BERT's pretraining heads are left as they are. Introduced in chapter 08_electra."""
+    if not isinstance(model, BertForQA):
+        raise TypeError(f"model must be a BertForQA, got {type(model).__name__}")
+    body = {k: v for k, v in _hf_to_ours(model.bert).items() if k.startswith(("bert.embeddings.", "bert.encoder."))}
+    load_mapped(model.bert, body, hf_state, "BertForQuestionAnswering")
+    load_mapped(model, {"qa_outputs.weight": ("qa_outputs.weight", None), "qa_outputs.bias": ("qa_outputs.bias", None)},
+                hf_state, "BertForQuestionAnswering")
 
 
 def hf_config(config: BertConfig) -> dict:

@@ -30,6 +30,7 @@ from torch import nn
 from .bert import check_encoder_inputs
 from .dropout import Dropout
 from .modeling import IGNORE_INDEX, ModelOutput, check_targets, init_weights
+from .qa import QAOutput, span_output
 from .transformer import Encoder, check_config_sizes
 
 __all__ = ["ElectraConfig", "ElectraEmbeddings", "ElectraBody", "ElectraGenerator", "ElectraDiscriminator",
@@ -334,15 +335,6 @@ class ElectraClassifier(nn.Module):
         return out
 
 
-@dataclass
-class QAOutput(ModelOutput):
-    """What `ElectraForQA.forward` returns: `logits` (batch, T, 2) holds both; the loss is the
-    mean of the start and end cross-entropies."""
-
-    start_logits: torch.Tensor | None = None  # (batch, T)
-    end_logits: torch.Tensor | None = None  # (batch, T)
-
-
 class ElectraForQA(nn.Module):
     """Extractive question answering (Hugging Face's `ElectraForQuestionAnswering`): a linear
     layer gives every token a start and an end logit. start_positions, end_positions (batch,):
@@ -362,23 +354,5 @@ class ElectraForQA(nn.Module):
                 attention_mask: torch.Tensor | None = None, start_positions: torch.Tensor | None = None,
                 end_positions: torch.Tensor | None = None, need_weights: bool = False) -> QAOutput:
         h, attentions, keep = self.body(input_ids, segment_ids, attention_mask, need_weights)
-        logits = self.qa_outputs(h)
-        start, end = logits.unbind(-1)
-        out = QAOutput(logits=logits, start_logits=start, end_logits=end,
-                       attentions=attentions if need_weights else None, last_hidden_state=h)
-        if (start_positions is None) != (end_positions is None):
-            raise ValueError("give both start_positions and end_positions, or neither")
-        if start_positions is not None:
-            batch, n = input_ids.shape
-            s = check_targets(start_positions, (batch,), "start_positions")
-            e = check_targets(end_positions, (batch,), "end_positions")
-            if bool(((s < 0) | (s >= n) | (e < 0) | (e >= n)).any()):
-                raise ValueError(f"start_positions and end_positions must be token indices in [0, {n}), got "
-                                 f"{s.tolist()} and {e.tolist()}: the answer span lies outside the input")
-            if bool((e < s).any()):
-                raise ValueError(f"end_positions must be >= start_positions, got {s.tolist()} and {e.tolist()}")
-            rows = torch.arange(batch, device=s.device)
-            if not bool((keep[rows, s] & keep[rows, e]).all()):
-                raise ValueError("an answer span starts or ends on padding (attention_mask False)")
-            out.loss = (F.cross_entropy(start, s) + F.cross_entropy(end, e)) / 2
-        return out
+        return span_output(self.qa_outputs(h), keep, start_positions, end_positions,
+                           attentions if need_weights else None, h)

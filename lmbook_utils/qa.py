@@ -19,11 +19,15 @@ import re
 import string
 from collections import Counter
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
+
+from .modeling import ModelOutput, check_targets
 
 __all__ = ["normalize_answer", "exact_match", "f1_score", "max_over_truths", "squad_scores",
-           "char_f1", "CHINESE_PUNCTUATION", "best_spans"]
+           "char_f1", "CHINESE_PUNCTUATION", "best_spans", "QAOutput", "span_output"]
 
 _ASCII_PUNCTUATION = frozenset(string.punctuation)
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
@@ -185,3 +189,43 @@ def best_spans(start_logits: torch.Tensor, end_logits: torch.Tensor, max_answer_
     best = flat[order]
     return [(int(i), int(j), float(s)) for i, j, s in zip((best // n).tolist(), (best % n).tolist(),
                                                           scores[best].tolist())]
+
+
+# ---- the reader's head, shared by ELECTRA's and BERT's ----------------------------------------
+@dataclass
+class QAOutput(ModelOutput):
+    """What an extractive reader (`electra.ElectraForQA`, `bert.BertForQA`) returns: `logits`
+    (batch, T, 2) holds both; the loss is the mean of the start and end cross-entropies."""
+
+    start_logits: torch.Tensor | None = None  # (batch, T)
+    end_logits: torch.Tensor | None = None  # (batch, T)
+
+
+def span_output(logits: torch.Tensor, keep: torch.Tensor, start_positions: torch.Tensor | None,
+                end_positions: torch.Tensor | None, attentions: list | None = None,
+                last_hidden_state: torch.Tensor | None = None) -> QAOutput:
+    """A QAOutput from a reader's (batch, T, 2) start/end logits, with Hugging Face's loss
+    (mean of the start and end cross-entropies) when the answer's token positions are given.
+    keep: (batch, T) bool, True at real tokens. A span outside the input, ending before it
+    starts or touching padding is an error (Hugging Face clamps and ignores it)."""
+    start, end = logits.unbind(-1)
+    out = QAOutput(logits=logits, start_logits=start, end_logits=end, attentions=attentions,
+                   last_hidden_state=last_hidden_state)
+    if (start_positions is None) != (end_positions is None):
+        raise ValueError("give both start_positions and end_positions, or neither")
+    if start_positions is None:
+        return out
+    batch, n = logits.shape[:2]
+    s = check_targets(start_positions, (batch,), "start_positions")
+    e = check_targets(end_positions, (batch,), "end_positions")
+    if s.device.type != "meta":
+        if bool(((s < 0) | (s >= n) | (e < 0) | (e >= n)).any()):
+            raise ValueError(f"start_positions and end_positions must be token indices in [0, {n}), got "
+                             f"{s.tolist()} and {e.tolist()}: the answer span lies outside the input")
+        if bool((e < s).any()):
+            raise ValueError(f"end_positions must be >= start_positions, got {s.tolist()} and {e.tolist()}")
+        rows = torch.arange(batch, device=s.device)
+        if not bool((keep[rows, s] & keep[rows, e]).all()):
+            raise ValueError("an answer span starts or ends on padding (attention_mask False)")
+    out.loss = (F.cross_entropy(start, s) + F.cross_entropy(end, e)) / 2
+    return out

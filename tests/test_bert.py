@@ -236,3 +236,28 @@ def test_token_classifier_matches_hf_bert_for_token_classification():
         token_classifier_from_hf_state_dict(BertTokenClassifier(Bert(cfg), n_labels=4), theirs.state_dict())
     with pytest.raises(ValueError, match="lacks"):
         token_classifier_from_hf_state_dict(ours, {"classifier.weight": theirs.classifier.weight})
+
+
+def test_qa_head_matches_hf_bert_for_question_answering():
+    from lmbook_utils.bert import BertForQA, qa_from_hf_state_dict
+
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=40, d_model=16, n_layers=2, n_heads=2, d_ff=32, max_len=16, dropout=0.0)
+    hf_cfg = transformers.BertConfig(
+        vocab_size=40, hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
+        max_position_embeddings=16, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+        attn_implementation="eager")
+    theirs = transformers.BertForQuestionAnswering(hf_cfg).eval()
+    ours = BertForQA(Bert(cfg)).eval()
+    qa_from_hf_state_dict(ours, theirs.state_dict())
+    ids, seg, keep = batch(cfg, 4)
+    s, e = torch.tensor([1, 2, 0]), torch.tensor([3, 2, 4])
+    want = theirs(input_ids=ids, token_type_ids=seg, attention_mask=keep.long(), start_positions=s, end_positions=e)
+    got = ours(ids, seg, keep, s, e)
+    torch.testing.assert_close(got.start_logits, want.start_logits, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(got.end_logits, want.end_logits, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(got.loss, want.loss, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="outside the input"):
+        ours(ids, seg, keep, torch.tensor([0, 1, 2]), torch.tensor([1, 2, 9]))
+    with pytest.raises(TypeError, match="bert must be a Bert"):
+        BertForQA(cfg)

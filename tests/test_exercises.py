@@ -516,13 +516,151 @@ def test_xlnet_checks_report_an_answer_on_the_meta_device(capsys):
         assert "meta" in capsys.readouterr().out
 
 
+
+# --- chapter 08_electra ------------------------------------------------------------------------
+
+def replaced_labels_right(original, corrupted, masked):
+    return masked & (corrupted != original)
+
+
+def discriminator_loss_right(logits, replaced, attention_mask):
+    import torch.nn.functional as F
+    per_token = F.binary_cross_entropy_with_logits(logits, replaced.float(), reduction="none")
+    return (per_token * attention_mask).sum() / attention_mask.sum()
+
+
+def optimal_discriminator_right(p_data, p_gen, mask_prob):
+    m = mask_prob
+    return m * p_gen * (1 - p_data) / ((1 - m) * p_data + m * p_gen)
+
+
+def test_electra_replaced_labels_check(capsys):
+    assert ex.check_replaced_labels(replaced_labels_right)
+    assert "✅" in capsys.readouterr().out
+    # unmasked positions are never changed, so comparing the two sequences alone is right too
+    assert ex.check_replaced_labels(lambda original, corrupted, masked: corrupted != original)
+    assert "✅" in capsys.readouterr().out
+    assert ex.check_replaced_labels(lambda o, c, m: replaced_labels_right(o, c, m).long())  # 0/1 is fine
+    out = capsys.readouterr().out
+    assert "✅" in out and "torch.int64 0/1 values" in out
+    assert not ex.check_replaced_labels(lambda original, corrupted, masked: masked)  # every masked one replaced
+    assert ("you marked every masked position replaced, but at row 0, position 2 the generator sampled 3, "
+            "the original token: a sample equal to the original is original") in capsys.readouterr().out
+    assert not ex.check_replaced_labels(lambda o, c, m: ~replaced_labels_right(o, c, m))
+    assert "True must mean replaced" in capsys.readouterr().out
+    assert not ex.check_replaced_labels(lambda o, c, m: m & (c == o))  # flipped at the masked positions only
+    assert "at row 0, position 1 (masked, the original 8, the corrupted 6) the target is True, yours is False" \
+        in capsys.readouterr().out
+    assert not ex.check_replaced_labels(lambda o, c, m: replaced_labels_right(o, c, m)[0])
+    assert "need shape (1, 6), one per token; yours has (6,)" in capsys.readouterr().out
+    assert not ex.check_replaced_labels(lambda o, c, m: replaced_labels_right(o, c, m) * 2)
+    assert "True/False (or 1/0)" in capsys.readouterr().out
+    assert not ex.check_replaced_labels(lambda o, c, m: o[9])
+    assert "IndexError" in capsys.readouterr().out
+
+
+def test_electra_discriminator_loss_check(capsys):
+    import torch
+    import torch.nn.functional as F
+
+    def per_token(logits, replaced):
+        return F.binary_cross_entropy_with_logits(logits, replaced.float(), reduction="none")
+
+    assert ex.check_discriminator_loss(discriminator_loss_right)
+    assert ex.check_discriminator_loss(lambda logits, replaced, mask: per_token(logits, replaced)[mask].mean())
+    assert "✅" in capsys.readouterr().out
+    assert not ex.check_discriminator_loss(lambda logits, replaced, mask: per_token(logits, replaced).mean())
+    assert "padding included" in capsys.readouterr().out
+    assert not ex.check_discriminator_loss(lambda logits, r, mask: (per_token(logits, r) * mask).mean())
+    assert "divided by all positions" in capsys.readouterr().out
+    assert not ex.check_discriminator_loss(lambda logits, replaced, mask: per_token(logits, replaced)[mask].sum())
+    assert "you summed the losses: take their mean" in capsys.readouterr().out
+    assert not ex.check_discriminator_loss(
+        lambda logits, replaced, mask: discriminator_loss_right(torch.sigmoid(logits), replaced, mask))
+    assert "you fed probabilities where logits are expected" in capsys.readouterr().out
+    assert not ex.check_discriminator_loss(lambda logits, r, mask: discriminator_loss_right(logits, ~r, mask))
+    assert "your labels are flipped" in capsys.readouterr().out
+    assert not ex.check_discriminator_loss(lambda logits, replaced, mask: per_token(logits, replaced) * mask)
+    assert "you returned a loss per token; the loss is one number" in capsys.readouterr().out
+    assert not ex.check_discriminator_loss(lambda logits, r, mask: discriminator_loss_right(logits, r, mask).item())
+    assert "carries no gradient back to the logits" in capsys.readouterr().out
+    assert not ex.check_discriminator_loss(lambda logits, r, mask: discriminator_loss_right(logits, r, mask) + 0.1)
+    assert "for 2 sequences of 6 positions, real lengths [6, 3]: the loss should be" in capsys.readouterr().out
+    assert not ex.check_discriminator_loss(
+        lambda logits, replaced, mask: F.binary_cross_entropy_with_logits(logits, 1 - replaced))
+    out = capsys.readouterr().out
+    assert "RuntimeError" in out and "replaced.float()" in out
+
+
+def test_electra_optimal_discriminator_check(capsys):
+    assert ex.check_optimal_discriminator(optimal_discriminator_right)
+    assert "✅" in capsys.readouterr().out
+    assert not ex.check_optimal_discriminator(lambda p_data, p_gen, m: p_data / (p_data + p_gen))  # the GAN's D*
+    assert "GAN's optimal D* = p_data / (p_data + p_gen)" in capsys.readouterr().out
+    assert not ex.check_optimal_discriminator(lambda p_data, p_gen, m: p_gen / (p_data + p_gen))
+    assert "forgets two things" in capsys.readouterr().out
+    assert not ex.check_optimal_discriminator(lambda p_data, p_gen, m: m * p_gen / ((1 - m) * p_data + m * p_gen))
+    assert "multiply the numerator by 1 - p_data" in capsys.readouterr().out
+    assert not ex.check_optimal_discriminator(lambda pd, pg, m: optimal_discriminator_right(pd, pg, 0.5))
+    assert "you left out the masking prior" in capsys.readouterr().out
+    assert not ex.check_optimal_discriminator(lambda pd, pg, m: optimal_discriminator_right(pd, pg, 1 - m))
+    assert "you swapped m and 1 - m" in capsys.readouterr().out
+    assert not ex.check_optimal_discriminator(lambda pd, pg, m: 1 - optimal_discriminator_right(pd, pg, m))
+    assert "yours is P(original)" in capsys.readouterr().out
+    assert not ex.check_optimal_discriminator(lambda pd, pg, m: optimal_discriminator_right(pd, pg, m)[:2])
+    assert "the shape of p_data (5,); yours has shape (2,)" in capsys.readouterr().out
+    assert not ex.check_optimal_discriminator(lambda p_data, p_gen, m: p_gen * (1 - p_data))
+    assert "at token 0 (p_data = 0.500, p_gen = 0.300) P(replaced) should be 0.0479, yours is 0.1500" \
+        in capsys.readouterr().out
+    assert not ex.check_optimal_discriminator(lambda p_data, p_gen, m: 1 / 0)
+    assert "ZeroDivisionError" in capsys.readouterr().out
+
+
+def test_electra_checks_agree_with_the_package():
+    """The references are the package's rules: the targets ElectraPretraining builds, the loss
+    ElectraDiscriminator computes, and optimal_replaced_probability."""
+    import torch
+
+    from lmbook_utils.bert import mask_tokens
+    from lmbook_utils.electra import (ElectraConfig, ElectraDiscriminator, ElectraPretraining,
+                                      optimal_replaced_probability)
+
+    torch.manual_seed(0)
+    config = ElectraConfig.tiny()
+    ids = torch.randint(4, config.vocab_size, (3, 9))
+    ids[1, 6:] = config.pad_id
+    masked_ids, targets = mask_tokens(ids, {config.pad_id, 1}, config.vocab_size, mask_id=1, prob=0.5,
+                                      generator=torch.Generator().manual_seed(1), mix=(0.85, 0.0, 0.15))
+    out = ElectraPretraining(config, config).eval()(masked_ids, targets=targets)
+    masked = targets != ElectraPretraining.ignore_index
+    assert torch.equal(replaced_labels_right(ids, out.corrupted_ids, masked), out.replaced)
+    disc = ElectraDiscriminator(config).eval()
+    keep = ids != config.pad_id
+    d = disc(out.corrupted_ids, attention_mask=keep, targets=out.replaced)
+    assert torch.allclose(discriminator_loss_right(d.logits, out.replaced, keep), d.loss)
+    p_data, p_gen = torch.softmax(torch.randn(2, 7), -1), torch.softmax(torch.randn(2, 7), -1)
+    assert torch.allclose(optimal_discriminator_right(p_data, p_gen, 0.15),
+                          optimal_replaced_probability(p_data, p_gen, 0.15))
+
+
+def test_electra_checks_report_an_answer_on_the_meta_device(capsys):
+    import torch
+
+    meta = torch.device("meta")
+    for check, answer in [(ex.check_replaced_labels, lambda o, c, m: (c != o).to(meta)),
+                          (ex.check_discriminator_loss, lambda logits, r, mask: logits.to(meta).mean()),
+                          (ex.check_optimal_discriminator, lambda p_data, p_gen, m: p_gen.to(meta))]:
+        assert check(answer) is False
+        assert "meta" in capsys.readouterr().out
+
 # --- the package: one module per chapter, the same names as before ------------------------------
 
 def test_every_check_is_reexported_from_its_chapter_module():
     import importlib
 
     chapters = {"ch00_introduction": 3, "ch01_ngram": 3, "ch03_attention": 2, "ch04_transformer": 2,
-                "ch05_bert": 3, "ch06_gpt": 3, "ch07_xlnet": 3}
+                "ch05_bert": 3, "ch06_gpt": 3, "ch07_xlnet": 3,
+                "ch08_electra": 3}
     seen = []
     for name, count in chapters.items():
         module = importlib.import_module(f"lmbook_utils.exercises.{name}")
@@ -531,7 +669,7 @@ def test_every_check_is_reexported_from_its_chapter_module():
             assert getattr(ex, check) is getattr(module, check)
             assert f"Introduced in chapter {name[2:]}" in getattr(module, check).__doc__
         seen += module.__all__
-    assert sorted(seen) == sorted(ex.__all__) and len(set(seen)) == len(seen) == 19
+    assert sorted(seen) == sorted(ex.__all__) and len(set(seen)) == len(seen) == 22
     assert set(ex.__all__) <= set(dir(ex))
     with pytest.raises(AttributeError, match="has no attribute 'check_nothing'; the checks are"):
         ex.check_nothing

@@ -62,6 +62,12 @@ ALLOWED: dict[str, dict[str, str]] = {
         "0.8": "the 80/10/10 rule's probabilities, set in the exercise",
         "40%": "a masking rate the exercise asks the reader to try",
     },
+    "08_electra": {
+        "79.9": "Clark et al. (2020), Table 1: GLUE score of ELECTRA-Small",
+        "75.1": "Clark et al. (2020), Table 1: GLUE score of BERT-Small",
+        "74.1": "Clark et al. (2020), Table 1: ELECTRA-Small after 6.25% of its training",
+        "6.25%": "Clark et al. (2020), Table 1: the shortest ELECTRA-Small run's share of training",
+    },
     "06_gpt": {
         "0.34": "Hoffmann et al. (2022): their fitted parameter exponent",
         "0.076": "Kaplan et al. (2020): their fitted parameter exponent",

@@ -253,12 +253,14 @@ class ElectraPretraining(nn.Module):
     (no gradient through the sampling) replaces each of them; the discriminator labels every
     real token replaced (1) or original (0), and a sample equal to the original is original.
     The samples use `generator` (default: torch's global generator, which `repro.set_seed`
-    seeds)."""
+    seeds). `disc_positions="masked"` is the paper's "ELECTRA 15%" ablation (Table 5): the
+    discriminator's loss covers the masked positions only instead of every real token."""
 
     ignore_index = IGNORE_INDEX
+    DISC_POSITIONS = ("all", "masked")
 
     def __init__(self, generator_config: ElectraConfig, discriminator_config: ElectraConfig,
-                 lam: float = LAMBDA) -> None:
+                 lam: float = LAMBDA, disc_positions: str = "all") -> None:
         super().__init__()
         for name, c in (("generator_config", generator_config), ("discriminator_config", discriminator_config)):
             if not isinstance(c, ElectraConfig):
@@ -268,7 +270,9 @@ class ElectraPretraining(nn.Module):
         if generator_config.pad_id != discriminator_config.pad_id:
             raise ValueError(f"generator_config.pad_id ({generator_config.pad_id}) and discriminator_config.pad_id "
                              f"({discriminator_config.pad_id}) must be the same token")
-        self.lam = float(lam)
+        if disc_positions not in self.DISC_POSITIONS:
+            raise ValueError(f"disc_positions must be one of {self.DISC_POSITIONS}, got {disc_positions!r}")
+        self.lam, self.disc_positions = float(lam), disc_positions
         self.config = discriminator_config
         self.discriminator = ElectraDiscriminator(discriminator_config)
         self.generator = ElectraGenerator(generator_config, embeddings=self.discriminator.body.embeddings)
@@ -298,10 +302,13 @@ class ElectraPretraining(nn.Module):
         corrupted[masked] = sampled
         original = torch.where(masked, targets, input_ids)
         replaced = corrupted != original
-        d = self.discriminator(corrupted, segment_ids, keep, replaced, need_weights)
+        scored = keep if self.disc_positions == "all" else masked     # where L_Disc is averaged
+        d = self.discriminator(corrupted, segment_ids, keep, need_weights=need_weights)
+        per_token = F.binary_cross_entropy_with_logits(d.logits, replaced.to(d.logits.dtype), reduction="none")
+        disc_loss = (per_token * scored).sum() / scored.sum().clamp_min(1)
         return ElectraPretrainingOutput(
-            logits=d.logits, loss=g.loss + self.lam * d.loss, attentions=d.attentions,
-            last_hidden_state=d.last_hidden_state, mlm_loss=g.loss.detach(), disc_loss=d.loss.detach(),
+            logits=d.logits, loss=g.loss + self.lam * disc_loss, attentions=d.attentions,
+            last_hidden_state=d.last_hidden_state, mlm_loss=g.loss.detach(), disc_loss=disc_loss.detach(),
             generator_logits=g.logits, corrupted_ids=corrupted, replaced=replaced)
 
 

@@ -299,3 +299,23 @@ def test_optimal_replaced_probability_by_hand_and_by_simulation():
         optimal_replaced_probability(p_data, p_gen[:2], 0.15)
     with pytest.raises(ValueError, match="p_gen must hold probabilities"):
         optimal_replaced_probability(p_data, p_gen * 3, 0.15)
+
+
+def test_electra_15_percent_scores_the_masked_positions_only():
+    torch.manual_seed(0)
+    cfg = ElectraConfig.tiny(vocab_size=30)
+    ids, inputs, targets, seg, keep = pretraining_batch(cfg)
+    masked = targets != -100
+    results = {}
+    for where in ("all", "masked"):
+        torch.manual_seed(0)
+        model = ElectraPretraining(cfg, cfg, disc_positions=where)
+        out = model(inputs, seg, keep, targets, generator=torch.Generator().manual_seed(5))
+        per_token = torch.nn.functional.binary_cross_entropy_with_logits(out.logits, out.replaced.float(),
+                                                                         reduction="none")
+        results[where] = (out.disc_loss, per_token[keep].mean(), per_token[masked].mean())
+    torch.testing.assert_close(results["all"][0], results["all"][1])        # every real token
+    torch.testing.assert_close(results["masked"][0], results["masked"][2])  # the masked ones only
+    assert not torch.allclose(results["all"][0], results["masked"][0])
+    with pytest.raises(ValueError, match="disc_positions"):
+        ElectraPretraining(cfg, cfg, disc_positions="replaced")

@@ -5,7 +5,12 @@ give the same numbers, and asks ``get_device()`` where to put its tensors. The c
 the book come from the CPU path with two threads (``set_seed(seed, threads=2)``): float sums run
 in a different order with a different thread count, and the last digits of a loss can change.
 The same holds for the CPU's vector instructions: ``PINNED_CPU_ENV`` makes every x86 machine with
-AVX2 compute with the same kernels, so the stored outputs do not depend on which CPU ran them.
+AVX2 compute with the same kernels. That is not enough across CPU makers: an Intel Xeon and an
+AMD EPYC, both pinned, trained the chapters' models to different last digits, which a few
+hundred steps grow into different printed figures (measured; MKL's reproducibility modes are
+guaranteed on Intel processors only). So each chapter records which maker's CPU computed its
+stored outputs (``outputs_cpu``), and the test harness compares them digit for digit only on
+such a CPU (``reproduces_notebook``).
 """
 
 from __future__ import annotations
@@ -112,6 +117,45 @@ def reproduces_stored_outputs(machine: str | None = None,
     if missing:
         return False, f"this CPU ({name} without {' and '.join(missing)}) {cannot}"
     return True, f"this CPU ({name}, AVX2) reproduces the stored outputs digit for digit"
+
+
+OUTPUTS_CPU_KEY = "outputs_cpu"  # in a notebook's metadata["lmbook"]: which CPUs reproduce its outputs
+ANY_X86 = "any x86-64 with AVX2"  # a chapter whose outputs two CPU makers reproduced digit for digit
+
+
+def cpu_vendor() -> str | None:
+    """This CPU's maker as /proc/cpuinfo's vendor_id names it ("GenuineIntel", "AuthenticAMD"),
+    or None where it cannot be read (not Linux, or not x86)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("vendor_id"):
+                    return line.partition(":")[2].strip() or None
+    except OSError:
+        pass
+    return None
+
+
+def reproduces_notebook(outputs_cpu: object, vendor: str | None, reproduces: bool) -> tuple[bool, str]:
+    """Whether this CPU computes a chapter's stored outputs digit for digit, and why.
+
+    `outputs_cpu` is the notebook's metadata["lmbook"]["outputs_cpu"]: ``ANY_X86`` (its outputs
+    were reproduced on Intel and AMD CPUs alike) or the vendor_id of the CPU that computed them;
+    `vendor` is this CPU's (``cpu_vendor()``), `reproduces` whether it runs the pinned x86 AVX2
+    kernels at all (``reproduces_stored_outputs()[0]``). A notebook that records nothing, or a
+    vendor that cannot be read, counts as another maker's: never a strict comparison that is
+    bound to fail on the last digits."""
+    if not isinstance(reproduces, bool):
+        raise TypeError(f"reproduces must be a bool, got {type(reproduces).__name__}")
+    if not reproduces:
+        return False, "this CPU does not run the pinned x86 AVX2 kernels"
+    if outputs_cpu == ANY_X86:
+        return True, f"its outputs were reproduced on {ANY_X86}"
+    if not isinstance(outputs_cpu, str) or not outputs_cpu.strip():
+        return False, f"the notebook does not record which CPU computed its outputs ({OUTPUTS_CPU_KEY})"
+    if vendor is not None and outputs_cpu.strip() == vendor:
+        return True, f"its outputs were computed on a CPU by {vendor}, as this one"
+    return False, f"its outputs were computed on a CPU by {outputs_cpu.strip()}, this one is by {vendor or 'an unknown maker'}"
 
 
 def set_seed(seed: int = 0, threads: int | None = 2) -> None:

@@ -135,3 +135,31 @@ def _vendor() -> str:
             return next((line.split(":", 1)[1].strip() for line in f if line.startswith("vendor_id")), "")
     except OSError:
         return ""
+
+
+def test_reproduces_notebook_only_on_the_maker_that_computed_the_outputs():
+    from lmbook_utils.repro import ANY_X86, reproduces_notebook
+
+    assert reproduces_notebook("GenuineIntel", "GenuineIntel", True)[0]
+    assert reproduces_notebook("AuthenticAMD", "AuthenticAMD", True)[0]
+    ok, why = reproduces_notebook("AuthenticAMD", "GenuineIntel", True)
+    assert not ok and "AuthenticAMD" in why and "GenuineIntel" in why
+    assert reproduces_notebook(ANY_X86, "GenuineIntel", True)[0]
+    assert reproduces_notebook(ANY_X86, None, True)[0]            # reproduced on both makers
+    assert not reproduces_notebook("GenuineIntel", None, True)[0]  # an unreadable vendor is another maker
+    ok, why = reproduces_notebook(None, "GenuineIntel", True)
+    assert not ok and "outputs_cpu" in why                         # a notebook that records nothing
+    assert not reproduces_notebook(ANY_X86, "GenuineIntel", False)[0]   # no pinned AVX2 kernels at all
+    with pytest.raises(TypeError, match="reproduces"):
+        reproduces_notebook("GenuineIntel", "GenuineIntel", 1)
+
+
+def test_every_chapter_records_which_cpu_computed_its_outputs():
+    import json
+    from pathlib import Path
+
+    from lmbook_utils.repro import ANY_X86
+
+    for path in sorted((Path(__file__).resolve().parents[1] / "book" / "chapters").glob("*.ipynb")):
+        cpu = json.loads(path.read_text(encoding="utf-8"))["metadata"].get("lmbook", {}).get("outputs_cpu")
+        assert cpu in (ANY_X86, "GenuineIntel", "AuthenticAMD"), f"{path.name}: outputs_cpu is {cpu!r}"

@@ -12,16 +12,21 @@ pretraining the generator and the discriminator share one embedding module (the 
 code's shared "electra/embeddings" scope: the three tables and their LayerNorm); each keeps its
 own projection. `ElectraPretraining` is the joint objective L_MLM + lambda L_Disc with
 lambda = 50, the generator's sample drawn without a gradient, and a sample that equals the
-original counted as original. Heads: the discriminator's (dense + GELU + dense to one logit),
-the generator's (dense to embedding_size + GELU + LayerNorm, then the tied embeddings),
+original counted as original. `ReplacedMLMPretraining` is the paper's two MLM ablations
+(Table 5): the input corrupted the same way, a masked language model in the discriminator's
+place, "Replace MLM" (BERT's loss, generator samples instead of [MASK]) or "All-Tokens MLM"
+(every token predicted, with a copy mechanism). Heads: the discriminator's (dense + GELU +
+dense to one logit), the generator's (dense to embedding_size + GELU + LayerNorm, then the
+tied embeddings),
 `ElectraClassifier` (Hugging Face's ELECTRA head: dense + GELU on the first token, not BERT's
 tanh pooler) and `ElectraForQA` (start and end logits). `electra_hf` converts all of them to
-and from Hugging Face's classes, and `electra_flops` counts a training step's operations.
+and from Hugging Face's classes, and `flops` counts a training step's operations.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -34,7 +39,8 @@ from .qa import QAOutput, span_output
 from .transformer import Encoder, check_config_sizes
 
 __all__ = ["ElectraConfig", "ElectraEmbeddings", "ElectraBody", "ElectraGenerator", "ElectraDiscriminator",
-           "ElectraPretraining", "ElectraPretrainingOutput", "ElectraClassifier", "ElectraForQA", "QAOutput",
+           "ElectraPretraining", "ElectraPretrainingOutput", "ReplacedMLMPretraining", "ReplacedMLMOutput",
+           "ElectraClassifier", "ElectraForQA", "QAOutput",
            "gumbel_sample", "optimal_replaced_probability", "LAMBDA"]
 
 LAMBDA = 50.0  # the paper's weight of the discriminator's loss (section 2)
@@ -230,6 +236,56 @@ def optimal_replaced_probability(p_data: torch.Tensor, p_gen: torch.Tensor, mask
     return torch.where(den > 0, num / den.clamp_min(torch.finfo(den.dtype).tiny), torch.zeros_like(den))
 
 
+def _check_config_types(generator_config: object, model_config: object, model_name: str) -> None:
+    for name, c in (("generator_config", generator_config), (model_name, model_config)):
+        if not isinstance(c, ElectraConfig):
+            raise TypeError(f"{name} must be an ElectraConfig, got {type(c).__name__}")
+
+
+def _check_same_pad(generator_config: ElectraConfig, model_config: ElectraConfig, model_name: str) -> None:
+    """The generator reads and writes the main model's ids: one padding token for both."""
+    if generator_config.pad_id != model_config.pad_id:
+        raise ValueError(f"generator_config.pad_id ({generator_config.pad_id}) and {model_name}.pad_id "
+                         f"({model_config.pad_id}) must be the same token")
+
+
+class _Corrupted(NamedTuple):
+    keep: torch.Tensor  # (batch, T) bool: real tokens
+    masked: torch.Tensor  # (batch, T) bool: the positions the generator fills
+    generator_output: ModelOutput  # the generator's logits and MLM loss on the masked input
+    corrupted: torch.Tensor  # (batch, T): the masked positions hold the generator's samples
+    original: torch.Tensor  # (batch, T): the uncorrupted ids
+    replaced: torch.Tensor  # (batch, T) bool: corrupted != original
+
+
+def _corrupt(config: ElectraConfig, mlm: ElectraGenerator, input_ids: torch.Tensor,
+             segment_ids: torch.Tensor | None, attention_mask: torch.Tensor | None, targets: torch.Tensor | None,
+             generator: torch.Generator | None) -> _Corrupted:
+    """The input checks and the corruption that ELECTRA and its MLM ablations share, in one
+    place so that they cannot drift apart: `mlm` (the generator) is trained on the masked input,
+    and one sample from it (no gradient, drawn with `generator`) fills each masked position.
+    `config` is the main model's: the ids and targets are checked against it."""
+    if targets is None:
+        raise ValueError("targets are required: the original ids at the masked positions, -100 elsewhere "
+                         "(what bert.mask_tokens returns as labels)")
+    check_targets(targets, tuple(input_ids.shape))
+    _, keep = check_encoder_inputs(config, input_ids, segment_ids, attention_mask)
+    masked = targets != IGNORE_INDEX
+    if bool((masked & ~keep).any()):
+        raise ValueError("targets hold a label at a padding position (attention_mask False there): "
+                         "mask real tokens only")
+    if bool((masked & ((targets < 0) | (targets >= config.vocab_size))).any()):
+        raise ValueError(f"targets must be ids in [0, {config.vocab_size}) or -100")
+    if bool((masked & (targets == config.pad_id)).any()):
+        raise ValueError(f"targets hold the padding id {config.pad_id} at a masked position")
+    g = mlm(input_ids, segment_ids, keep, targets)
+    sampled = gumbel_sample(g.logits[masked], generator)
+    corrupted = input_ids.clone()
+    corrupted[masked] = sampled
+    original = torch.where(masked, targets, input_ids)
+    return _Corrupted(keep, masked, g, corrupted, original, corrupted != original)
+
+
 @dataclass
 class ElectraPretrainingOutput(ModelOutput):
     """What `ElectraPretraining.forward` returns: `logits` are the discriminator's (batch, T),
@@ -262,14 +318,10 @@ class ElectraPretraining(nn.Module):
     def __init__(self, generator_config: ElectraConfig, discriminator_config: ElectraConfig,
                  lam: float = LAMBDA, disc_positions: str = "all") -> None:
         super().__init__()
-        for name, c in (("generator_config", generator_config), ("discriminator_config", discriminator_config)):
-            if not isinstance(c, ElectraConfig):
-                raise TypeError(f"{name} must be an ElectraConfig, got {type(c).__name__}")
+        _check_config_types(generator_config, discriminator_config, "discriminator_config")
         if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not lam > 0:
             raise ValueError(f"lam (the discriminator loss weight) must be a number > 0, got {lam!r}")
-        if generator_config.pad_id != discriminator_config.pad_id:
-            raise ValueError(f"generator_config.pad_id ({generator_config.pad_id}) and discriminator_config.pad_id "
-                             f"({discriminator_config.pad_id}) must be the same token")
+        _check_same_pad(generator_config, discriminator_config, "discriminator_config")
         if disc_positions not in self.DISC_POSITIONS:
             raise ValueError(f"disc_positions must be one of {self.DISC_POSITIONS}, got {disc_positions!r}")
         self.lam, self.disc_positions = float(lam), disc_positions
@@ -283,33 +335,91 @@ class ElectraPretraining(nn.Module):
         """input_ids (batch, T) masked; targets (batch, T): original ids at masked positions,
         -100 elsewhere (required); attention_mask True at real tokens (default input_ids !=
         pad_id). The arguments come in `Bert.forward`'s order, so one batch serves both."""
-        if targets is None:
-            raise ValueError("targets are required: the original ids at the masked positions, -100 elsewhere "
-                             "(what bert.mask_tokens returns as labels)")
-        check_targets(targets, tuple(input_ids.shape))
-        _, keep = check_encoder_inputs(self.config, input_ids, segment_ids, attention_mask)
-        masked = targets != IGNORE_INDEX
-        if bool((masked & ~keep).any()):
-            raise ValueError("targets hold a label at a padding position (attention_mask False there): "
-                             "mask real tokens only")
-        if bool((masked & ((targets < 0) | (targets >= self.config.vocab_size))).any()):
-            raise ValueError(f"targets must be ids in [0, {self.config.vocab_size}) or -100")
-        if bool((masked & (targets == self.config.pad_id)).any()):
-            raise ValueError(f"targets hold the padding id {self.config.pad_id} at a masked position")
-        g = self.generator(input_ids, segment_ids, keep, targets)
-        sampled = gumbel_sample(g.logits[masked], generator)
-        corrupted = input_ids.clone()
-        corrupted[masked] = sampled
-        original = torch.where(masked, targets, input_ids)
-        replaced = corrupted != original
+        cor = _corrupt(self.config, self.generator, input_ids, segment_ids, attention_mask, targets, generator)
+        keep, masked, g = cor.keep, cor.masked, cor.generator_output
         scored = keep if self.disc_positions == "all" else masked     # where L_Disc is averaged
-        d = self.discriminator(corrupted, segment_ids, keep, need_weights=need_weights)
-        per_token = F.binary_cross_entropy_with_logits(d.logits, replaced.to(d.logits.dtype), reduction="none")
+        d = self.discriminator(cor.corrupted, segment_ids, keep, need_weights=need_weights)
+        per_token = F.binary_cross_entropy_with_logits(d.logits, cor.replaced.to(d.logits.dtype), reduction="none")
         disc_loss = (per_token * scored).sum() / scored.sum().clamp_min(1)
         return ElectraPretrainingOutput(
             logits=d.logits, loss=g.loss + self.lam * disc_loss, attentions=d.attentions,
             last_hidden_state=d.last_hidden_state, mlm_loss=g.loss.detach(), disc_loss=disc_loss.detach(),
-            generator_logits=g.logits, corrupted_ids=corrupted, replaced=replaced)
+            generator_logits=g.logits, corrupted_ids=cor.corrupted, replaced=cor.replaced)
+
+
+@dataclass
+class ReplacedMLMOutput(ModelOutput):
+    """What `ReplacedMLMPretraining.forward` returns: `logits` are the main model's MLM
+    logits (batch, T, vocab) on the corrupted input; with the copy mechanism its distribution
+    at position t is copy_prob_t on the input token plus (1 - copy_prob_t) softmax(logits_t).
+    last_hidden_state is the main model's."""
+
+    mlm_loss: torch.Tensor | None = None  # the generator's cross-entropy on the masked positions
+    main_loss: torch.Tensor | None = None  # the main model's: on the masked positions, or on all real tokens
+    generator_logits: torch.Tensor | None = None  # (batch, T, vocab)
+    corrupted_ids: torch.Tensor | None = None  # (batch, T): the main model's input
+    replaced: torch.Tensor | None = None  # (batch, T) bool: the corrupted id differs from the original
+    copy_prob: torch.Tensor | None = None  # (batch, T): D = sigmoid(copy logit); None for Replace MLM
+
+
+class ReplacedMLMPretraining(nn.Module):
+    """The two MLM ablations of ELECTRA (Clark et al. 2020, section 3.3 and Table 5): the
+    generator corrupts the input as in `ElectraPretraining`, but the main model is a masked
+    language model of the discriminator's size that predicts the original ids.
+
+    all_tokens=False is "Replace MLM": BERT's loss on the masked positions, whose input holds
+    the generator's samples instead of [MASK], so pretraining never shows a token that
+    fine-tuning lacks. all_tokens=True is "All-Tokens MLM": the model predicts the original id
+    at every real token, through the paper's copy mechanism: a linear layer (`copy_head`) gives
+    each position a copy logit c, D = sigmoid(c), and p(y) = D [y = input token] +
+    (1 - D) softmax(logits)(y); its loss is the mean of -log p(original) over real tokens.
+
+    The loss is L_MLM (the generator's) + the main loss, with weight 1: the paper gives none,
+    and unlike ELECTRA's binary loss (lambda = 50) both are likelihoods of ids on one scale.
+    The main model's `mlm.body` has `ElectraDiscriminator.body`'s parameter names, so a
+    downstream model loads it as a discriminator's body. forward takes
+    `ElectraPretraining.forward`'s arguments, in the same order."""
+
+    ignore_index = IGNORE_INDEX
+
+    def __init__(self, generator_config: ElectraConfig, model_config: ElectraConfig,
+                 all_tokens: bool = False) -> None:
+        super().__init__()
+        _check_config_types(generator_config, model_config, "model_config")
+        if not isinstance(all_tokens, bool):
+            raise TypeError(f"all_tokens must be a bool (True: All-Tokens MLM, False: Replace MLM), "
+                            f"got {all_tokens!r}")
+        _check_same_pad(generator_config, model_config, "model_config")
+        self.all_tokens, self.config = all_tokens, model_config
+        self.mlm = ElectraGenerator(model_config)
+        self.generator = ElectraGenerator(generator_config, embeddings=self.mlm.body.embeddings)
+        self.copy_head = nn.Linear(model_config.d_model, 1) if all_tokens else None
+        if self.copy_head is not None:
+            init_weights(self.copy_head)
+
+    def forward(self, input_ids: torch.Tensor, segment_ids: torch.Tensor | None = None,
+                attention_mask: torch.Tensor | None = None, targets: torch.Tensor | None = None,
+                generator: torch.Generator | None = None, need_weights: bool = False) -> ReplacedMLMOutput:
+        """input_ids (batch, T) masked; targets (batch, T): original ids at masked positions,
+        -100 elsewhere (required); attention_mask True at real tokens (default input_ids !=
+        pad_id); `generator` draws the samples."""
+        cor = _corrupt(self.config, self.generator, input_ids, segment_ids, attention_mask, targets, generator)
+        g, keep = cor.generator_output, cor.keep
+        if self.copy_head is None:  # Replace MLM: the MLM loss, on the masked positions only
+            m = self.mlm(cor.corrupted, segment_ids, keep, targets, need_weights=need_weights)
+            main_loss, copy_prob = m.loss, None
+        else:  # All-Tokens MLM with the copy mechanism, in log space
+            m = self.mlm(cor.corrupted, segment_ids, keep, need_weights=need_weights)
+            c = self.copy_head(m.last_hidden_state).squeeze(-1)
+            log_mlm = m.logits.log_softmax(-1).gather(-1, cor.original.unsqueeze(-1)).squeeze(-1)
+            log_copy = F.logsigmoid(c).masked_fill(cor.replaced, float("-inf"))  # copying is right if unreplaced
+            nll = -torch.logaddexp(log_copy, F.logsigmoid(-c) + log_mlm)  # -log(D [copy right] + (1 - D) p_mlm)
+            main_loss = nll.masked_fill(~keep, 0.0).sum() / keep.sum().clamp_min(1)  # the mean over real tokens
+            copy_prob = torch.sigmoid(c)
+        return ReplacedMLMOutput(
+            logits=m.logits, loss=g.loss + main_loss, attentions=m.attentions,
+            last_hidden_state=m.last_hidden_state, mlm_loss=g.loss.detach(), main_loss=main_loss.detach(),
+            generator_logits=g.logits, corrupted_ids=cor.corrupted, replaced=cor.replaced, copy_prob=copy_prob)
 
 
 class ElectraClassifier(nn.Module):

@@ -1,4 +1,5 @@
-"""Floating-point operations of one training step of the book's encoders: BERT's and ELECTRA's.
+"""Floating-point operations of one training step of the book's encoders: BERT's and ELECTRA's
+(with its MLM ablations).
 
 Introduced in chapter 08_electra, to compare ELECTRA and BERT at equal pretraining compute, as
 Clark et al. 2020 do (their Figure 1 and Table 1 count FLOPs, generator included). As
@@ -16,7 +17,7 @@ from __future__ import annotations
 from .bert import BertConfig
 from .electra import ElectraConfig
 
-__all__ = ["encoder_forward_flops", "bert_step_flops", "electra_step_flops"]
+__all__ = ["encoder_forward_flops", "bert_step_flops", "electra_step_flops", "replaced_mlm_step_flops"]
 
 
 def _positive(value: object, name: str) -> int:
@@ -54,16 +55,41 @@ def _electra_forward(c: ElectraConfig, head: int, batch: int, seq_len: int) -> i
     return encoder_forward_flops(c.d_model, c.n_layers, c.d_ff, batch, seq_len) + tokens * 2 * (project + head)
 
 
+def _mlm_head(c: ElectraConfig) -> int:
+    """Weights per token of `electra.ElectraGenerator`'s head: dense d x E, tied output E x vocab."""
+    return c.d_model * c.embedding_size + c.embedding_size * c.vocab_size
+
+
+def _check_pair(generator: object, other: object, other_name: str, batch: object, seq_len: object) -> None:
+    for name, c in (("generator", generator), (other_name, other)):
+        if not isinstance(c, ElectraConfig):
+            raise TypeError(f"{name} must be an ElectraConfig, got {type(c).__name__}")
+    _positive(batch, "batch"), _positive(seq_len, "seq_len")
+
+
 def electra_step_flops(generator: ElectraConfig, discriminator: ElectraConfig, batch: int, seq_len: int) -> int:
     """FLOPs of one `electra.ElectraPretraining` step on (batch, seq_len) tokens: the generator
     (projection, encoder, head dense d_g x E and tied output E x vocab at every position) and the
     discriminator (projection, encoder, head d x d and d x 1), each forward and backward.
     Both backward passes go down to the shared embeddings, so each costs twice its forward."""
-    for name, c in (("generator", generator), ("discriminator", discriminator)):
-        if not isinstance(c, ElectraConfig):
-            raise TypeError(f"{name} must be an ElectraConfig, got {type(c).__name__}")
-    _positive(batch, "batch"), _positive(seq_len, "seq_len")
-    g_head = generator.d_model * generator.embedding_size + generator.embedding_size * generator.vocab_size
+    _check_pair(generator, discriminator, "discriminator", batch, seq_len)
     d_head = discriminator.d_model * discriminator.d_model + discriminator.d_model
-    return 3 * (_electra_forward(generator, g_head, batch, seq_len)
+    return 3 * (_electra_forward(generator, _mlm_head(generator), batch, seq_len)
                 + _electra_forward(discriminator, d_head, batch, seq_len))
+
+
+def replaced_mlm_step_flops(generator: ElectraConfig, model: ElectraConfig, batch: int, seq_len: int,
+                            all_tokens: bool = False) -> int:
+    """FLOPs of one `electra.ReplacedMLMPretraining` step on (batch, seq_len) tokens: the
+    generator as in `electra_step_flops`, and the main model, an MLM (projection, encoder, head
+    dense d x E and tied output E x vocab at every position, plus the copy head d x 1 when
+    `all_tokens`), each forward and backward. Replace MLM's loss reads the masked positions
+    only, but the output layer is a product over all of them, and its backward too (zero
+    gradients elsewhere); both backward passes go down to the shared embeddings, so each
+    costs twice its forward."""
+    _check_pair(generator, model, "model", batch, seq_len)
+    if not isinstance(all_tokens, bool):
+        raise TypeError(f"all_tokens must be a bool, got {all_tokens!r}")
+    m_head = _mlm_head(model) + (model.d_model if all_tokens else 0)
+    return 3 * (_electra_forward(generator, _mlm_head(generator), batch, seq_len)
+                + _electra_forward(model, m_head, batch, seq_len))

@@ -236,6 +236,9 @@ def test_xlnet_runs_on_meta_with_both_streams_and_memory():
 
 
 # ---- electra (chapter 08) ----------------------------------------------------------------
+# ElectraPretraining and ReplacedMLMPretraining are not run on meta: their target checks and
+# the generator's samples read values (bool(...) of a check, boolean indexing). Their parts are
+# tested here: the generator and the MLM are ElectraGenerators, the samples gumbel_sample's.
 def test_electra_models_run_on_meta():
     from lmbook_utils.electra import ElectraClassifier, ElectraConfig, ElectraDiscriminator, ElectraForQA, ElectraGenerator
 

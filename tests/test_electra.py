@@ -1,18 +1,20 @@
 """ELECTRA: parity with Hugging Face's four ELECTRA classes, export, the joint objective's rules,
-the FLOP counts against torch's own counter, bad input."""
+the MLM ablations (Replace MLM, All-Tokens MLM), the FLOP counts against torch's own counter,
+bad input."""
 
 from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lmbook_utils.bert import Bert, BertConfig, mask_tokens
 from lmbook_utils.electra import (LAMBDA, ElectraClassifier, ElectraConfig, ElectraDiscriminator, ElectraForQA,
-                                  ElectraGenerator, ElectraPretraining, gumbel_sample)
+                                  ElectraGenerator, ElectraPretraining, ReplacedMLMPretraining, gumbel_sample)
 from lmbook_utils.electra_hf import from_hf_state_dict, save_pretrained, to_hf_state_dict
-from lmbook_utils.flops import bert_step_flops, electra_step_flops, encoder_forward_flops
+from lmbook_utils.flops import bert_step_flops, electra_step_flops, encoder_forward_flops, replaced_mlm_step_flops
 from lmbook_utils.tokenizers import WordPieceTokenizer
 
 torch.set_num_threads(2)
@@ -319,3 +321,222 @@ def test_electra_15_percent_scores_the_masked_positions_only():
     assert not torch.allclose(results["all"][0], results["masked"][0])
     with pytest.raises(ValueError, match="disc_positions"):
         ElectraPretraining(cfg, cfg, disc_positions="replaced")
+
+
+# ---- the MLM ablations of Table 5 (section 3.3) ---------------------------------------------
+MASK = 1  # pretraining_batch's [MASK] id
+
+
+def small_generator() -> ElectraConfig:
+    return ElectraConfig.tiny(vocab_size=30, d_model=8, d_ff=16)
+
+
+def test_replace_mlm_reads_generator_samples_and_scores_the_masked_positions():
+    torch.manual_seed(0)
+    cfg = ElectraConfig.tiny(vocab_size=30)
+    model = ReplacedMLMPretraining(small_generator(), cfg)
+    assert model.copy_head is None
+    ids, inputs, targets, seg, keep = pretraining_batch(cfg)
+    masked = targets != -100
+    assert (inputs[masked] == MASK).any()  # the generator's input holds [MASK]s
+    with torch.no_grad():
+        model.generator.head_bias[MASK] = -1e4  # a generator that never samples [MASK]
+    seen = []
+    hook = model.mlm.register_forward_pre_hook(lambda module, args: seen.append(args[0].clone()))
+    out = model(inputs, seg, keep, targets, generator=torch.Generator().manual_seed(5))
+    hook.remove()
+    assert torch.equal(seen[0], out.corrupted_ids)  # the main model reads the corrupted ids
+    assert not (seen[0] == MASK).any()  # so it never sees [MASK]
+    assert torch.equal(out.corrupted_ids[~masked], inputs[~masked])  # nothing else is touched
+    # the masked positions hold the generator's samples: the same seed draws them again
+    assert torch.equal(out.corrupted_ids[masked],
+                       gumbel_sample(out.generator_logits[masked], torch.Generator().manual_seed(5)))
+    assert torch.equal(out.replaced, out.corrupted_ids != ids) and out.replaced.any()
+    logits = model.mlm(out.corrupted_ids, seg, keep).logits
+    torch.testing.assert_close(out.logits, logits)
+    torch.testing.assert_close(out.main_loss, F.cross_entropy(logits[masked], ids[masked]))  # masked only
+    torch.testing.assert_close(out.loss, out.mlm_loss + out.main_loss)
+    assert out.copy_prob is None
+
+
+def test_replaced_mlm_corrupts_the_input_as_electra_does():
+    torch.manual_seed(0)
+    cfg = ElectraConfig.tiny(vocab_size=30)
+    electra = ElectraPretraining(small_generator(), cfg)
+    ids, inputs, targets, seg, keep = pretraining_batch(cfg)
+    for all_tokens in (False, True):
+        model = ReplacedMLMPretraining(small_generator(), cfg, all_tokens=all_tokens)
+        model.generator.load_state_dict(electra.generator.state_dict())  # the shared embeddings too
+        a = electra(inputs, seg, keep, targets, generator=torch.Generator().manual_seed(3))
+        b = model(inputs, seg, keep, targets, generator=torch.Generator().manual_seed(3))
+        assert torch.equal(a.corrupted_ids, b.corrupted_ids) and torch.equal(a.replaced, b.replaced)
+        torch.testing.assert_close(a.mlm_loss, b.mlm_loss)
+
+
+def all_tokens_model(cfg: ElectraConfig) -> ReplacedMLMPretraining:
+    torch.manual_seed(0)
+    model = ReplacedMLMPretraining(small_generator(), cfg, all_tokens=True)
+    with torch.no_grad():
+        model.copy_head.weight.normal_(0.0, 1.0)  # copy probabilities far from 1/2 and unequal
+    return model
+
+
+def test_all_tokens_mlm_loss_is_the_copy_mixture_over_real_tokens():
+    cfg = ElectraConfig.tiny(vocab_size=30)
+    model = all_tokens_model(cfg)
+    ids, inputs, targets, seg, keep = pretraining_batch(cfg)
+    out = model(inputs, seg, keep, targets, generator=torch.Generator().manual_seed(5))
+    assert out.replaced.any() and (~keep).any()
+    # by hand, in probability space: p(y) = D [y = input token] + (1 - D) softmax(logits)(y)
+    m = model.mlm(out.corrupted_ids, seg, keep)
+    d = torch.sigmoid(model.copy_head(m.last_hidden_state).squeeze(-1)).double()
+    copy = F.one_hot(out.corrupted_ids, cfg.vocab_size).double()
+    p = d[..., None] * copy + (1 - d[..., None]) * m.logits.double().softmax(-1)
+    nll = -p.gather(-1, ids[..., None]).squeeze(-1).log()
+    torch.testing.assert_close(out.main_loss.double(), nll[keep].mean(), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(out.copy_prob.double(), d)
+    torch.testing.assert_close(out.logits, m.logits)
+    torch.testing.assert_close(out.loss, out.mlm_loss + out.main_loss)
+    assert d.std() > 0.1  # the copy probability varies from token to token
+
+
+def test_all_tokens_mlm_ignores_padding():
+    cfg = ElectraConfig.tiny(vocab_size=30)
+    model = all_tokens_model(cfg)
+    ids, inputs, targets, seg, keep = pretraining_batch(cfg)
+    pad = ~keep
+    out = model(inputs, seg, keep, targets, generator=torch.Generator().manual_seed(5))
+    noise = torch.randn(*ids.shape, cfg.vocab_size, generator=torch.Generator().manual_seed(0))
+
+    def shout_logits(module, args, output):  # other MLM logits at the padding positions
+        output.logits = output.logits + 30 * noise * pad[..., None]
+
+    hooks = [model.mlm.register_forward_hook(shout_logits),
+             model.copy_head.register_forward_hook(lambda module, args, output: output + 30 * pad[..., None])]
+    moved = model(inputs, seg, keep, targets, generator=torch.Generator().manual_seed(5))
+    for h in hooks:
+        h.remove()
+    assert not torch.allclose(moved.logits[pad], out.logits[pad])
+    assert not torch.allclose(moved.copy_prob[pad], out.copy_prob[pad])
+    torch.testing.assert_close(moved.main_loss, out.main_loss)
+
+
+def test_all_tokens_mlm_copies_when_the_copy_head_says_so():
+    cfg = ElectraConfig.tiny(vocab_size=30)
+    model = all_tokens_model(cfg)
+    ids, seg, keep = batch(cfg, 0, b=4, t=10)
+    token = 3
+    masked = keep & (torch.arange(10) % 3 == 1)
+    ids[masked] = token
+    inputs = ids.masked_fill(masked, MASK)
+    targets = torch.where(masked, ids, torch.full_like(ids, -100))
+
+    def run(sampled: int, copy_bias: float):
+        with torch.no_grad():  # a generator that always samples `sampled`, a copy head that is sure
+            model.generator.head_bias.fill_(-1e4)
+            model.generator.head_bias[sampled] = 1e4
+            model.copy_head.weight.zero_()
+            model.copy_head.bias.fill_(copy_bias)
+        return model(inputs, seg, keep, targets)
+
+    out = run(token, 50.0)  # every sample equals its original: no replacement, and D = 1
+    assert not out.replaced.any()
+    assert out.main_loss < 1e-6
+    out = run(token + 1, 50.0)  # replacements, which copying gets wrong
+    assert out.replaced[masked].all()
+    assert out.main_loss > 10
+    out = run(token, -50.0)  # D = 0: the MLM's cross-entropy on every real token
+    torch.testing.assert_close(out.main_loss, F.cross_entropy(out.logits[keep], ids[keep]))
+
+
+def test_replaced_mlm_no_gradient_through_the_sample_and_the_embeddings_are_shared():
+    cfg = ElectraConfig.tiny(vocab_size=30)
+    ids, inputs, targets, seg, keep = pretraining_batch(cfg)
+    for all_tokens in (False, True):
+        torch.manual_seed(0)
+        model = ReplacedMLMPretraining(small_generator(), cfg, all_tokens=all_tokens)
+        assert model.generator.body.embeddings is model.mlm.body.embeddings
+        names = {n for n, _ in model.named_parameters()}
+        assert not any(n.startswith("generator.body.embeddings.") for n in names)  # listed once
+        ElectraDiscriminator(cfg).body.load_state_dict(model.mlm.body.state_dict())  # a discriminator's names
+        model(inputs, seg, keep, targets).loss.backward()
+        own = {n: p for n, p in model.generator.named_parameters() if not n.startswith("body.embeddings.")}
+        total = {n: p.grad.clone() for n, p in own.items()}
+        shared = model.mlm.body.embeddings.tok_emb.weight.grad.clone()
+        main = [(n, p) for n, p in model.named_parameters() if not n.startswith("generator.")]
+        assert all(p.grad is not None and p.grad.abs().sum() > 0 for n, p in main)  # the main model learns
+        model.zero_grad()
+        model.generator(inputs, seg, keep, targets).loss.backward()  # L_MLM alone
+        for n, p in own.items():  # the main loss adds nothing to the generator's gradients
+            torch.testing.assert_close(p.grad, total[n], msg=n)
+        # but it reaches the shared embeddings
+        assert not torch.allclose(model.mlm.body.embeddings.tok_emb.weight.grad, shared)
+
+
+def test_replaced_mlm_refuses_what_electra_refuses_with_the_same_message():
+    cfg = ElectraConfig.tiny(vocab_size=30)
+    with pytest.raises(TypeError, match="all_tokens must be a bool"):
+        ReplacedMLMPretraining(cfg, cfg, all_tokens="yes")
+    with pytest.raises(TypeError, match="model_config must be an ElectraConfig"):
+        ReplacedMLMPretraining(cfg, BertConfig(vocab_size=30))
+    with pytest.raises(TypeError, match="generator_config must be an ElectraConfig"):
+        ReplacedMLMPretraining(None, cfg)
+    with pytest.raises(ValueError, match="model_config.pad_id"):
+        ReplacedMLMPretraining(ElectraConfig.tiny(vocab_size=30, pad_id=3), cfg)
+    with pytest.raises(ValueError, match="embedding_size"):
+        ReplacedMLMPretraining(ElectraConfig.tiny(vocab_size=30, embedding_size=4), cfg)
+    with pytest.raises(ValueError, match="vocab_size"):
+        ReplacedMLMPretraining(ElectraConfig.tiny(vocab_size=31), cfg)
+    ids, inputs, targets, seg, keep = pretraining_batch(cfg)
+
+    def changed(t: torch.Tensor, where: tuple[int, int], value: int) -> torch.Tensor:
+        t = t.clone()
+        t[where] = value
+        return t
+
+    cases = [((inputs, seg, keep), "targets are required"),
+             ((inputs, seg, keep, changed(targets, (0, -1), 5)), "padding position"),
+             ((inputs, seg, keep, changed(targets, (1, 0), cfg.pad_id)), "padding id"),
+             ((inputs, seg, keep, changed(targets, (1, 0), 30)), "ids in \\[0, 30\\)"),
+             ((inputs, seg, keep, changed(targets, (1, 0), -5)), "ids in \\[0, 30\\)"),
+             ((inputs, seg, keep, targets.float()), "integer tensor"),
+             ((changed(inputs, (1, 0), 30), seg, keep, targets), "outside \\[0, 30\\)"),
+             ((inputs, changed(seg, (1, 0), 2), keep, targets), "segment_ids")]
+    electra = ElectraPretraining(cfg, cfg)
+    for all_tokens in (False, True):
+        model = ReplacedMLMPretraining(cfg, cfg, all_tokens=all_tokens)
+        for args, match in cases:
+            with pytest.raises(ValueError, match=match) as theirs:
+                electra(*args)
+            with pytest.raises(ValueError, match=match) as ours:
+                model(*args)
+            assert str(ours.value) == str(theirs.value)
+
+
+@pytest.mark.parametrize("all_tokens", [False, True])
+def test_replaced_mlm_flop_counts_equal_torchs_flop_counter(all_tokens):
+    from torch.utils.flop_counter import FlopCounterMode
+
+    torch.manual_seed(0)
+    g_cfg = ElectraConfig.tiny(vocab_size=30, d_model=12, n_heads=2, d_ff=24, embedding_size=8)
+    m_cfg = ElectraConfig.tiny(vocab_size=30, d_model=16, n_heads=2, d_ff=32, embedding_size=8)
+    model = ReplacedMLMPretraining(g_cfg, m_cfg, all_tokens=all_tokens)
+    ids, inputs, targets, seg, keep = pretraining_batch(m_cfg)
+    keep = torch.ones_like(keep)  # the counter sees every position, padding or not
+    with FlopCounterMode(display=False) as counter:
+        model(inputs, seg, keep, targets).loss.backward()
+    assert counter.get_total_flops() == replaced_mlm_step_flops(g_cfg, m_cfg, *inputs.shape, all_tokens=all_tokens)
+
+
+def test_replaced_mlm_flop_counts_by_hand():
+    c = ElectraConfig(vocab_size=10, embedding_size=2, d_model=4, n_layers=1, n_heads=1, d_ff=8, max_len=3)
+    # As in test_flop_counts_by_hand, an MLM's forward on 3 tokens: 960 + 168 = 1128, for the
+    # generator and for the main model; the copy head adds 3 tokens * 2 * 4 weights = 24.
+    assert replaced_mlm_step_flops(c, c, 1, 3) == 3 * (1128 + 1128)
+    assert replaced_mlm_step_flops(c, c, 1, 3, all_tokens=True) == 3 * (1128 + 1128 + 24)
+    with pytest.raises(TypeError, match="all_tokens"):
+        replaced_mlm_step_flops(c, c, 1, 3, all_tokens=1)
+    with pytest.raises(TypeError, match="model must be an ElectraConfig"):
+        replaced_mlm_step_flops(c, BertConfig(vocab_size=10), 1, 3)
+    with pytest.raises(ValueError, match="seq_len"):
+        replaced_mlm_step_flops(c, c, 1, 0)

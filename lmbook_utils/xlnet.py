@@ -31,9 +31,14 @@ may NOT attend to position j. Given the same weights the model equals Hugging Fa
 masks, memory and segments); `from_hf_state_dict`, `to_hf_state_dict` and `save_pretrained`
 convert in both directions. Not implemented: `bi_data` (the pretraining input pipeline that runs
 half the batch backwards), `attn_type="uni"` (Transformer-XL's causal attention), shared
-attention biases (`untie_r=False`), span-based prediction, and generation (the model is not
-`decoding.Decodable`). The module is longer than 400 lines because the model, its masks and its
-sampler only make sense together; the Hugging Face interchange is the last section.
+attention biases (`untie_r=False`) and span-based prediction.
+- Generation: `generate` writes left to right as Hugging Face's XLNetLMHeadModel.generate does (a
+  dummy token after the text, predicted by the query stream), re-encoding the whole text at each
+  step or, with `use_mems`, only the last tokens on top of a memory of frozen earlier states (an
+  approximation: a bidirectional content stream changes every state when a token is added). The
+  model is not `decoding.Decodable`, whose cache is exact.
+The module is longer than 400 lines because the model, its masks and its sampler only make sense
+together; the Hugging Face interchange is the last section.
 """
 
 from __future__ import annotations
@@ -54,7 +59,7 @@ from .transformer import FeedForward, check_config_sizes
 
 __all__ = ["XLNetConfig", "XLNet", "XLNetOutput", "XLNetTokenClassifier", "PermutationBatch", "sample_permutation",
            "relative_positional_encoding", "rel_shift_bnij", "rel_shift_direct", "attention_blocks",
-           "from_hf_state_dict", "to_hf_state_dict", "hf_config", "save_pretrained"]
+           "generate", "from_hf_state_dict", "to_hf_state_dict", "hf_config", "save_pretrained"]
 
 
 @dataclass
@@ -605,6 +610,96 @@ def sample_permutation(input_ids: torch.Tensor, k: int = 6, attention_mask: torc
     target_mapping = positions[:, :, None] == torch.arange(t, device=device)[None, None, :]
     targets = input_ids.gather(1, positions).masked_fill(slot >= c[:, None], ignore_index)
     return PermutationBatch(perm_mask.float(), target_mapping.float(), targets, order)
+
+
+# ---- generation -------------------------------------------------------------------------------
+def _with_dummy(ids: torch.Tensor, dummy_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(ids followed by the dummy token, perm_mask, target_mapping), as Hugging Face's
+    XLNetLMHeadModel.prepare_inputs_for_generation builds them: no position may attend to the
+    dummy (perm_mask[:, :, -1] = 1), and the one prediction is at the dummy's position, so the
+    query stream predicts the next token from its position and everything before it."""
+    b, t = ids.shape
+    fed = torch.cat([ids, ids.new_full((b, 1), dummy_id)], dim=1)
+    perm_mask = torch.zeros(b, t + 1, t + 1, dtype=torch.bool, device=ids.device)
+    perm_mask[:, :, -1] = True
+    target_mapping = torch.zeros(b, 1, t + 1, dtype=torch.bool, device=ids.device)
+    target_mapping[:, 0, -1] = True
+    return fed, perm_mask, target_mapping
+
+
+@torch.no_grad()
+def generate(model: XLNet, input_ids: torch.Tensor, max_new_tokens: int, *, use_mems: bool = False,
+             offset: int = 2, do_sample: bool = False, generator: torch.Generator | None = None,
+             dummy_id: int = 0) -> torch.Tensor:
+    """input_ids (batch, T) followed by max_new_tokens new tokens per row, (batch, T + max_new_tokens),
+    written left to right as Hugging Face's XLNetLMHeadModel.generate does.
+
+    Each step appends a dummy token (`dummy_id`) that no position may attend to and predicts it
+    with the query stream (`target_mapping` on the dummy): the next token from its position and
+    the text before it. Greedy (argmax) unless do_sample, which draws from the softmax with
+    torch.multinomial and `generator`, on the generator's device (the CPU for torch.Generator())
+    and moved to the input's device, so one seed gives the same text on every device (None:
+    torch's global generator, on the input's device, as `decoding.generate` without a seed). No
+    padding: every row has T real tokens (Hugging Face's generate ignores XLNet's attention_mask).
+
+    use_mems=False: the whole text is encoded again at every step, exactly the model's
+    prediction. The content stream is bidirectional, so adding a token changes every earlier
+    state: there is nothing exact to cache, unlike a GPT's keys and values.
+
+    use_mems=True (Hugging Face's scheme): the first step encodes the prompt and the dummy and
+    keeps their states as memory; each later step feeds only the last `offset` tokens and the
+    dummy, with the previous memory minus its last `offset` states (the dummy's and the
+    tokens fed again) standing for everything before them. Cheaper, but those states are frozen
+    as they were computed with less text to their right: an approximation of use_mems=False
+    (equal for max_new_tokens=1, and whenever offset >= T + max_new_tokens - 1, when the memory
+    stays empty). config.mem_len and reuse_len limit the memory as in `XLNet.cache_mem`. A
+    prompt shorter than offset is fed whole until the text has offset tokens (as Hugging Face).
+
+    Runs without gradients in eval mode (the model's mode is restored afterwards); the new
+    tensors are on input_ids' device, which must be the model's."""
+    if not isinstance(model, XLNet):
+        raise TypeError(f"model must be an XLNet, got {type(model).__name__}")
+    if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2 or input_ids.shape[1] < 1 \
+            or input_ids.dtype != torch.long:
+        got = f"{input_ids.dtype} {tuple(input_ids.shape)}" if isinstance(input_ids, torch.Tensor) \
+            else type(input_ids).__name__
+        raise ValueError(f"input_ids must be a (batch, T >= 1) tensor of token ids (torch.long), got {got}")
+    for name, value in (("max_new_tokens", max_new_tokens), ("offset", offset)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+    for name, value in (("use_mems", use_mems), ("do_sample", do_sample)):
+        if not isinstance(value, bool):
+            raise ValueError(f"{name} must be a bool, got {value!r}")
+    vocab = model.config.vocab_size
+    if isinstance(dummy_id, bool) or not isinstance(dummy_id, int) or not 0 <= dummy_id < vocab:
+        raise ValueError(f"dummy_id must be a token id in [0, vocab_size={vocab}), got {dummy_id!r}")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+
+    was_training = model.training
+    model.eval()
+    try:
+        seqs, mems = input_ids, None
+        for _ in range(max_new_tokens):
+            if mems is None:  # no memory, or the first step: the whole text
+                ids, prev = seqs, None
+            else:
+                ids, prev = seqs[:, -offset:], [m[:, :-offset] for m in mems]
+            fed, perm_mask, target_mapping = _with_dummy(ids, dummy_id)
+            out = model(fed, perm_mask=perm_mask, target_mapping=target_mapping, mems=prev, use_mems=use_mems)
+            logits = out.logits[:, 0].float()  # (batch, vocab): the prediction at the dummy
+            mems = out.mems  # None without use_mems
+            if do_sample:
+                probs = logits.softmax(-1)
+                if generator is not None and probs.device != generator.device:
+                    probs = probs.to(generator.device)
+                nxt = torch.multinomial(probs, 1, generator=generator)[:, 0].to(seqs.device)
+            else:
+                nxt = logits.argmax(-1)
+            seqs = torch.cat([seqs, nxt[:, None]], dim=1)
+        return seqs
+    finally:
+        model.train(was_training)
 
 
 # ---- Hugging Face interchange ---------------------------------------------------------------

@@ -216,6 +216,7 @@ def test_transformer_forward_runs_on_meta():
 
 # ---- xlnet --------------------------------------------------------------------------------
 from lmbook_utils.xlnet import XLNet, XLNetConfig, sample_permutation  # noqa: E402
+from lmbook_utils.xlnet import generate as xlnet_generate  # noqa: E402
 
 
 def test_xlnet_runs_on_meta_with_both_streams_and_memory():
@@ -233,6 +234,19 @@ def test_xlnet_runs_on_meta_with_both_streams_and_memory():
     assert all(m.device == META for m in out.mems)
     again = model(meta_ids(2, 5), mems=out.mems)
     assert again.logits.device == META
+
+
+@pytest.mark.parametrize("use_mems", [False, True])
+def test_xlnet_generate_keeps_the_input_device(use_mems):
+    # argmax and torch.multinomial have meta kernels (shapes only), so greedy decoding, the memory
+    # path (dummy token, masks, sliced memory) and sampling from torch's global generator run on
+    # meta. A torch.Generator() draws on the CPU, which needs values (a meta tensor cannot be
+    # copied out): that path is tested on the CPU in test_xlnet.py.
+    model = XLNet(XLNetConfig.tiny(vocab_size=20, mem_len=4)).to(META)
+    ids = meta_ids(2, 4)
+    for do_sample in (False, True):
+        out = xlnet_generate(model, ids, 3, use_mems=use_mems, do_sample=do_sample)
+        assert out.device == META and out.shape == (2, 7) and out.dtype == torch.long
 
 
 # ---- electra (chapter 08) ----------------------------------------------------------------

@@ -1,5 +1,6 @@
 """XLNet: parity with Hugging Face transformers (plain, permutation masks, memory, segments, token
-classification), the relative shift, the permutation sampler, export, bad input."""
+classification, generation with and without memory), the relative shift, the permutation sampler,
+export, bad input."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lmbook_utils.xlnet import (XLNet, XLNetConfig, XLNetTokenClassifier, from_hf_state_dict, hf_config,
-                                rel_shift_bnij, rel_shift_direct, relative_positional_encoding, sample_permutation,
-                                save_pretrained, to_hf_state_dict)
+from lmbook_utils.xlnet import (XLNet, XLNetConfig, XLNetTokenClassifier, from_hf_state_dict, generate,
+                                hf_config, rel_shift_bnij, rel_shift_direct, relative_positional_encoding,
+                                sample_permutation, save_pretrained, to_hf_state_dict)
 
 torch.set_num_threads(2)
 transformers = pytest.importorskip("transformers")
@@ -311,6 +312,140 @@ def test_use_mems_defaults_follow_hf():
     assert model.train()(ids).mems is None  # use_mems_train=False
     assert model.train()(ids, use_mems=True).mems[0].shape == (2, 3, 16)
     assert model.eval()(ids, use_mems=False).mems is None
+
+
+# ---- generation -------------------------------------------------------------------------------
+@torch.no_grad()
+def steps_by_hand(model: XLNet, ids: torch.Tensor, n: int, use_mems: bool = False, offset: int = 2) -> list:
+    """Greedy decoding written out with model.forward: per step, the (batch, vocab) logits. Each
+    step feeds the text (with use_mems, after the first step, its last `offset` tokens and the
+    previous memory without its last `offset` states) plus a dummy token 0 that no position may
+    attend to (perm_mask column) and that target_mapping selects as the one prediction."""
+    seqs, mems, logits = ids, None, []
+    for _ in range(n):
+        x, prev = (seqs, None) if mems is None else (seqs[:, -offset:], [m[:, :-offset] for m in mems])
+        b, t = x.shape
+        fed = torch.cat([x, torch.zeros(b, 1, dtype=torch.long)], dim=1)
+        perm_mask = torch.zeros(b, t + 1, t + 1)
+        perm_mask[:, :, -1] = 1.0
+        mapping = torch.zeros(b, 1, t + 1)
+        mapping[:, 0, -1] = 1.0
+        out = model(fed, perm_mask=perm_mask, target_mapping=mapping, mems=prev, use_mems=use_mems)
+        assert out.logits.shape == (b, 1, model.config.vocab_size)
+        logits.append(out.logits[:, 0])
+        mems = out.mems
+        seqs = torch.cat([seqs, out.logits[:, 0].argmax(-1, keepdim=True)], dim=1)
+    return logits
+
+
+def prompts(seed: int, b: int = 3, t: int = 5) -> torch.Tensor:
+    return torch.randint(1, VOCAB, (b, t), generator=torch.Generator().manual_seed(seed))
+
+
+def test_generate_without_memory_predicts_the_dummy_token_from_the_whole_text():
+    model = randomize(XLNet(XLNetConfig(vocab_size=VOCAB, dropout=0.0, **CONFIGS[1])), 40).eval()
+    ids = prompts(40)
+    out = generate(model, ids, 6)
+    assert out.shape == (3, 11) and out.dtype == torch.long and torch.equal(out[:, :5], ids)
+    for s, logits in enumerate(steps_by_hand(model, ids, 6)):
+        assert torch.equal(out[:, 5 + s], logits.argmax(-1)), s
+    # each step re-reads the text: the token at a step is the hand-built argmax after out[:, :5 + s]
+    with torch.no_grad():
+        for s in range(6):
+            assert torch.equal(out[:, 5 + s], steps_by_hand(model, out[:, :5 + s], 1)[0].argmax(-1)), s
+
+
+@pytest.mark.parametrize("use_mems", [False, True])
+@pytest.mark.parametrize("sizes", [CONFIGS[0], {**CONFIGS[1], "mem_len": 4}, CONFIGS[2], {**CONFIGS[0], "t": 1}],
+                         ids=["one-layer", "mem_len=4", "clamped-relu", "one-token-prompt"])
+def test_generate_matches_hf_generate(sizes, use_mems):
+    """transformers 5.x generates with XLNetLMHeadModel (its prepare_inputs_for_generation adds
+    the dummy token and, with use_mems, slices the memory): pass use_mems explicitly (None means
+    config.use_mems_eval, True). No eos_token_id, so it never stops early."""
+    sizes = dict(sizes)
+    t = sizes.pop("t", 5)
+    ours, theirs = pair(50, **sizes)
+    ids = prompts(50, t=t)
+    n = 7
+    want = theirs.generate(ids, max_new_tokens=n, do_sample=False, use_mems=use_mems, eos_token_id=None,
+                           pad_token_id=0, output_logits=True, return_dict_in_generate=True)
+    got = generate(ours, ids, n, use_mems=use_mems)
+    assert want.sequences.shape == got.shape == (3, t + n)
+    assert torch.equal(got, want.sequences)
+    for ours_step, hf_step in zip(steps_by_hand(ours, ids, n, use_mems), want.logits, strict=True):
+        torch.testing.assert_close(ours_step, hf_step, **TOL)
+
+
+def test_generate_with_memory_is_an_approximation():
+    model = randomize(XLNet(XLNetConfig(vocab_size=VOCAB, dropout=0.0, **CONFIGS[1])), 60).eval()
+    ids = prompts(60)
+    exact, cached = steps_by_hand(model, ids, 6), steps_by_hand(model, ids, 6, use_mems=True)
+    # the first step is the same computation
+    assert torch.equal(exact[0], cached[0])
+    assert torch.equal(generate(model, ids, 1, use_mems=True), generate(model, ids, 1))
+    # later, the frozen memory changes the prediction (the text before the last two tokens was
+    # encoded with less to its right) and, here, the tokens
+    assert (exact[-1] - cached[-1]).abs().max() > 1e-4
+    assert not torch.equal(generate(model, ids, 6, use_mems=True), generate(model, ids, 6))
+    # with offset >= T + max_new_tokens - 1 every step feeds the whole text on an empty memory:
+    # exact again; one less and the last step reads one frozen state
+    assert torch.equal(generate(model, ids, 6, use_mems=True, offset=10), generate(model, ids, 6))
+    torch.testing.assert_close(steps_by_hand(model, ids, 6, True, offset=10)[-1], exact[-1], atol=1e-6, rtol=0)
+    assert (steps_by_hand(model, ids, 6, True, offset=9)[-1] - exact[-1]).abs().max() > 1e-4
+
+
+def test_generate_samples_reproducibly_and_restores_the_mode():
+    cfg = XLNetConfig(vocab_size=VOCAB, **CONFIGS[0], dropout=0.3)  # dropout: train mode would change the logits
+    model = randomize(XLNet(cfg), 70).train()
+    ids = prompts(70)
+    for use_mems in (False, True):
+        a = generate(model, ids, 12, do_sample=True, generator=torch.Generator().manual_seed(1), use_mems=use_mems)
+        b = generate(model, ids, 12, do_sample=True, generator=torch.Generator().manual_seed(1), use_mems=use_mems)
+        c = generate(model, ids, 12, do_sample=True, generator=torch.Generator().manual_seed(2), use_mems=use_mems)
+        assert torch.equal(a, b) and not torch.equal(a, c)
+        assert torch.equal(a[:, :5], ids) and int(a.min()) >= 0 and int(a.max()) < VOCAB
+    assert model.training  # restored
+    # greedy in eval mode: the same as the model in eval mode (no dropout)
+    assert torch.equal(generate(model, ids, 5), generate(model.eval(), ids, 5))
+    assert not model.training
+
+
+def test_generate_samples_as_hf_with_the_same_global_seed():
+    # with generator=None both draw torch.multinomial(softmax(logits)) from torch's global generator
+    # (Hugging Face's default top_k=50 keeps every one of the 23 tokens)
+    ours, theirs = pair(80, **CONFIGS[1])
+    ids = prompts(80)
+    for use_mems in (False, True):
+        torch.manual_seed(3)
+        want = theirs.generate(ids, max_new_tokens=8, do_sample=True, use_mems=use_mems, eos_token_id=None,
+                               pad_token_id=0)
+        torch.manual_seed(3)
+        assert torch.equal(generate(ours, ids, 8, do_sample=True, use_mems=use_mems), want)
+
+
+def test_generate_bad_input_is_named():
+    model = XLNet(XLNetConfig.tiny(vocab_size=20)).eval()
+    ids = torch.ones(2, 4, dtype=torch.long)
+    with pytest.raises(TypeError, match="model must be an XLNet, got XLNetTokenClassifier"):
+        generate(XLNetTokenClassifier(model, 3), ids, 2)
+    for bad in (torch.ones(4, dtype=torch.long), torch.ones(2, 4), torch.ones(2, 0, dtype=torch.long), [[1, 2]]):
+        with pytest.raises(ValueError, match=r"input_ids must be a \(batch, T >= 1\) tensor of token ids"):
+            generate(model, bad, 2)
+    with pytest.raises(ValueError, match="input_ids holds ids outside"):
+        generate(model, torch.tensor([[1, 20]]), 2)
+    for bad in (0, 1.0, True, None):
+        with pytest.raises(ValueError, match="max_new_tokens must be an int >= 1"):
+            generate(model, ids, bad)
+        with pytest.raises(ValueError, match="offset must be an int >= 1"):
+            generate(model, ids, 2, use_mems=True, offset=bad)
+    for bad in (-1, 20, 1.0, True):
+        with pytest.raises(ValueError, match=r"dummy_id must be a token id in \[0, vocab_size=20\)"):
+            generate(model, ids, 2, dummy_id=bad)
+    for flag in ("use_mems", "do_sample"):
+        with pytest.raises(ValueError, match=f"{flag} must be a bool"):
+            generate(model, ids, 2, **{flag: 1})
+    with pytest.raises(TypeError, match="generator must be a torch.Generator or None"):
+        generate(model, ids, 2, do_sample=True, generator=0)
 
 
 # ---- export -----------------------------------------------------------------------------------

@@ -443,7 +443,9 @@ class XLNet(nn.Module):
         g = None
         if tm is not None:
             tm = tm.to(dtype)
-            g = self.dropout(self.mask_emb.expand(b, tm.shape[1], -1))
+            # a copy, not a view: a view of a parameter made under no_grad still says requires_grad,
+            # which breaks torch's module tracker (FlopCounterMode) when generating
+            g = self.dropout(self.mask_emb.expand(b, tm.shape[1], -1).clone())
         seg_mat = None
         if token_type_ids is not None:  # the memory counts as segment 0, as in Hugging Face
             cat_ids = torch.cat([token_type_ids.new_zeros(b, mlen), token_type_ids], dim=1)

@@ -529,3 +529,18 @@ def test_bad_input_is_named():
 def test_config_preset():
     model = XLNet(XLNetConfig.tiny())
     assert model.config.d_head == 8 and sum(p.numel() for p in model.parameters()) < 20_000
+
+
+def test_generate_runs_under_torchs_flop_counter():
+    """The chapter counts generation's operations with FlopCounterMode, whose module tracker
+    refuses a module input that claims requires_grad without a graph (a no_grad view of a
+    parameter): the query stream's input must be a copy."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    torch.manual_seed(0)
+    model = XLNet(XLNetConfig.tiny(vocab_size=20)).eval()
+    prompt = torch.randint(1, 20, (1, 5))
+    for use_mems in (False, True):
+        with FlopCounterMode(display=False) as counter:
+            generate(model, prompt, 3, use_mems=use_mems)
+        assert counter.get_total_flops() > 0

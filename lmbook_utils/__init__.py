@@ -17,7 +17,8 @@ training loop, plots and exercise checks from here, one module per idea:
   two hidden tokens' joint); BIO tags on subword pieces (chapter 07_xlnet);
 - ``electra``, ``electra_hf``, ``flops`` and ``qa``: replaced-token detection with a generator
   and a discriminator equal to Hugging Face's, the FLOPs of a training step, and extractive
-  question answering with SQuAD's metric (chapter 08_electra);
+  question answering with SQuAD's metric (chapter 08_electra); the paper's MLM ablations,
+  Replace MLM and All-Tokens MLM (08b_electra_ablations);
 - ``probes``: what a trained model knows about the grammar (head accuracy, induction scores);
 - ``fewshot`` and ``textstats``: few-shot prompts and measures of generated text (chapter 06_gpt);
 - ``train`` (with ``train_batches`` and ``train_progress``) and ``plots``: the one training

@@ -2,9 +2,11 @@
 
 The questions live in ``lmbook_utils/quizzes/chNN.json``, in jupyterquiz's format: a list of
 ``{"question", "type": "multiple_choice", "answers": [{"answer", "correct", "feedback"}]}``.
-``show("ch03")`` displays a chapter's quiz with jupyterquiz. The questions and jupyterquiz's
-JavaScript and CSS are embedded in the cell's output, so the quiz works in Jupyter and in the
-static book with no network.
+A chapter told in two notebooks, ``08_electra.ipynb`` and ``08b_electra_ablations.ipynb``, has a
+quiz for each: ``ch08.json`` and ``ch08b.json`` (two digits, then at most one lowercase letter,
+as the notebook's name starts). ``show("ch03")`` displays a chapter's quiz with jupyterquiz.
+The questions and jupyterquiz's JavaScript and CSS are embedded in the cell's output, so the quiz
+works in Jupyter and in the static book with no network.
 
 jupyterquiz's own ``display_quiz`` names the quiz's container with random letters; here the name
 comes from the chapter, so that a rerun stores byte-identical outputs (nbval compares them) and
@@ -20,11 +22,14 @@ from pathlib import Path
 QUIZ_DIR = Path(__file__).parent / "quizzes"
 MIN_QUESTIONS = 5
 MIN_ANSWERS, MAX_ANSWERS = 3, 5
-_CHAPTER = re.compile(r"ch\d\d")
+# "ch03", or "ch08b" for a chapter's second notebook (08b_....ipynb). ASCII only: the key is also
+# the quiz container's HTML id and JavaScript name (container_id).
+_CHAPTER = re.compile(r"ch[0-9]{2}[a-z]?")
 
 
 def chapters() -> list[str]:
-    """The chapters that have a quiz ("ch00", "ch01", ...), in order."""
+    """The chapters that have a quiz ("ch00", "ch01", ..., "ch08", "ch08b", ...), in order: the
+    order of the notebooks' names, since "ch08" sorts before "ch08b" as "08_" before "08b_"."""
     return sorted(p.stem for p in QUIZ_DIR.glob("ch*.json") if _CHAPTER.fullmatch(p.stem))
 
 
@@ -69,11 +74,15 @@ def problems(questions, source: str = "the quiz") -> list[str]:
     return found
 
 
-def load(chapter: str) -> list[dict]:
-    """The questions of `chapter` ("ch03"); ValueError when there is no such quiz or it is
-    malformed (every problem listed)."""
+def _check_chapter(chapter) -> None:
     if not isinstance(chapter, str) or not _CHAPTER.fullmatch(chapter):
-        raise ValueError(f"chapter must be a string like 'ch03', got {chapter!r}")
+        raise ValueError(f"chapter must be a string like 'ch03' or 'ch08b', got {chapter!r}")
+
+
+def load(chapter: str) -> list[dict]:
+    """The questions of `chapter` ("ch03", "ch08b"); ValueError when there is no such quiz or it
+    is malformed (every problem listed)."""
+    _check_chapter(chapter)
     path = QUIZ_DIR / f"{chapter}.json"
     if not path.is_file():
         raise ValueError(f"chapter {chapter!r} has no quiz; quizzes exist for {chapters()}")
@@ -85,8 +94,11 @@ def load(chapter: str) -> list[dict]:
 
 
 def container_id(chapter: str) -> str:
-    """The quiz container's HTML id. jupyterquiz also uses it as a JavaScript name, so it is
-    letters and digits only."""
+    """The quiz container's HTML id ("lmbookQuizCh03", "lmbookQuizCh08b"). jupyterquiz also uses
+    it as a JavaScript name, so it is ASCII letters and digits only; one chapter, one id, and the
+    chapter reads back from it (tests/test_browser.py: the id without "lmbookQuiz", lowercased).
+    ValueError for a malformed `chapter`."""
+    _check_chapter(chapter)
     return f"lmbookQuiz{chapter.capitalize()}"
 
 

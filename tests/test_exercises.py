@@ -653,6 +653,219 @@ def test_electra_checks_report_an_answer_on_the_meta_device(capsys):
         assert check(answer) is False
         assert "meta" in capsys.readouterr().out
 
+# --- chapter 08b_electra_ablations -------------------------------------------------------------
+
+def scored_positions_right(objective, keep, masked):
+    return keep if objective in ("ELECTRA", "All-Tokens MLM") else masked
+
+
+def copy_loss_right(logits, copy_logit, original, shown, keep):
+    import torch
+    import torch.nn.functional as F
+    log_mlm = logits.log_softmax(-1).gather(-1, original.unsqueeze(-1)).squeeze(-1)
+    log_copy = F.logsigmoid(copy_logit).masked_fill(shown != original, float("-inf"))
+    nll = -torch.logaddexp(log_copy, F.logsigmoid(-copy_logit) + log_mlm)
+    return nll[keep].mean()
+
+
+def steps_at_budget_right(step_flops, budget):
+    total = 0
+    for n, flops in enumerate(step_flops, start=1):
+        total += flops
+        if total >= budget:
+            return n
+    raise ValueError(f"the {len(step_flops)} steps sum to {total}, below the budget {budget}")
+
+
+def test_electra_ablations_scored_positions_check(capsys):
+    import torch
+
+    assert ex.check_scored_positions(scored_positions_right)
+    assert "✅" in capsys.readouterr().out
+    assert ex.check_scored_positions(lambda o, keep, masked: scored_positions_right(o, keep, masked).long())
+    out = capsys.readouterr().out
+    assert "✅" in out and "torch.int64 0/1 values" in out
+    assert not ex.check_scored_positions(lambda o, keep, masked: keep)  # every objective on every token
+    assert ("for 'ELECTRA 15%' your function scores 14 positions of row 0, every real token; this ablation's "
+            "discriminator still reads and labels every token, but its loss") in capsys.readouterr().out
+    assert not ex.check_scored_positions(
+        lambda o, keep, masked: keep if o in ("ELECTRA", "All-Tokens MLM", "BERT") else masked)
+    assert "for 'BERT' your function scores 14 positions of row 0, every real token; BERT's" \
+        in capsys.readouterr().out
+    assert not ex.check_scored_positions(lambda o, keep, masked: keep if o == "ELECTRA" else masked)
+    assert ("for 'All-Tokens MLM' your function scores 3 positions of row 0, only its masked ones; All-Tokens "
+            "MLM predicts every token's identity, not only the masked ones") in capsys.readouterr().out
+    assert not ex.check_scored_positions(  # padding scored
+        lambda o, keep, masked: torch.ones_like(keep) if o == "ELECTRA" else masked)
+    assert "position 9 among them, which is padding (row 1 has 9 real tokens)" in capsys.readouterr().out
+    assert not ex.check_scored_positions(  # a row with no masked position falls back to every token
+        lambda o, keep, masked: keep if o in ("ELECTRA", "All-Tokens MLM")
+        else torch.where(masked.any(1, keepdim=True), masked, keep))
+    assert ("for 'ELECTRA 15%' your function scores 6 positions of row 2, every real token, but row 2 has no "
+            "masked position, so 'ELECTRA 15%' scores none of it") in capsys.readouterr().out
+    assert not ex.check_scored_positions(
+        lambda o, keep, masked: keep & ~masked if o == "BERT" else scored_positions_right(o, keep, masked))
+    assert "its unmasked real tokens, the complement of the right answer" in capsys.readouterr().out
+    assert not ex.check_scored_positions(lambda o, keep, masked: scored_positions_right(o, keep, masked)[0])
+    assert "needs shape (3, 14), the shape of keep and masked, one per position; yours has (14,)" \
+        in capsys.readouterr().out
+    assert not ex.check_scored_positions(lambda o, keep, masked: keep * 2)
+    assert "True/False (or 1/0)" in capsys.readouterr().out
+    assert not ex.check_scored_positions(lambda o, keep, masked: None)
+    assert "returned None" in capsys.readouterr().out
+    assert not ex.check_scored_positions(lambda o, keep, masked: {"ELECTRA": keep, "BERT": masked}[o])
+    assert "for objective 'ELECTRA 15%' your function raised KeyError" in capsys.readouterr().out
+
+
+def test_electra_ablations_copy_loss_check(capsys):
+    import torch
+    import torch.nn.functional as F
+
+    def naive(logits, c, original, shown, keep):  # in probability space: 1 - sigmoid(40) is 0 in float32
+        d = torch.sigmoid(c)
+        p = d * (shown == original) + (1 - d) * logits.softmax(-1).gather(-1, original[..., None])[..., 0]
+        return -p.log()[keep].mean()
+
+    def clamped(logits, c, original, shown, keep):
+        d = torch.sigmoid(c)
+        p = d * (shown == original) + (1 - d) * logits.softmax(-1).gather(-1, original[..., None])[..., 0]
+        return -p.clamp_min(1e-12).log()[keep].mean()
+
+    def no_one_minus_d(logits, c, original, shown, keep):
+        log_mlm = logits.log_softmax(-1).gather(-1, original[..., None])[..., 0]
+        log_copy = F.logsigmoid(c).masked_fill(shown != original, float("-inf"))
+        return -torch.logaddexp(log_copy, log_mlm)[keep].mean()
+
+    def in_place(logits, c, original, shown, keep):
+        logits[~keep] = 0
+        return copy_loss_right(logits, c, original, shown, keep)
+
+    assert ex.check_copy_loss(copy_loss_right)
+    assert "✅" in capsys.readouterr().out
+    assert ex.check_copy_loss(  # zeroing the padding and dividing by the real tokens is right too
+        lambda l, c, o, s, k: (torch.where(k, -torch.logaddexp(
+            F.logsigmoid(c).masked_fill(s != o, float("-inf")),
+            F.logsigmoid(-c) + l.log_softmax(-1).gather(-1, o[..., None])[..., 0]), 0.0)).sum() / k.sum())
+    assert "✅" in capsys.readouterr().out
+    assert not ex.check_copy_loss(naive)
+    out = capsys.readouterr().out
+    assert "for copy logits of +-40" in out and "your loss is inf" in out and "torch.logaddexp" in out \
+        and "F.logsigmoid" in out
+    assert not ex.check_copy_loss(clamped)
+    out = capsys.readouterr().out
+    assert "for copy logits of +-40" in out and "clamping a probability or adding an epsilon" in out
+    assert not ex.check_copy_loss(lambda l, c, o, s, k: F.cross_entropy(l[k], o[k]))  # no copy mechanism
+    assert "you left out the copy mechanism" in capsys.readouterr().out
+    assert not ex.check_copy_loss(
+        lambda l, c, o, s, k: -(F.logsigmoid(-c) + l.log_softmax(-1).gather(-1, o[..., None])[..., 0])[k].mean())
+    assert "dropped the copy term D [original == shown]" in capsys.readouterr().out
+    assert not ex.check_copy_loss(no_one_minus_d)
+    assert "you forgot to weigh the MLM's softmax by (1 - D)" in capsys.readouterr().out
+    assert not ex.check_copy_loss(lambda l, c, o, s, k: copy_loss_right(l, c, o, o, k))  # D on the original
+    assert "you put the copy probability D on the original token" in capsys.readouterr().out
+    assert not ex.check_copy_loss(lambda l, c, o, s, k: copy_loss_right(l, -c, o, s, k))
+    assert "you swapped D and 1 - D" in capsys.readouterr().out
+    assert not ex.check_copy_loss(lambda l, c, o, s, k: copy_loss_right(l, c, o, s, torch.ones_like(k)))
+    assert "3 sequences of 6 positions, real lengths [6, 4, 2], a vocabulary of 9: you averaged over every " \
+           "position, padding included" in capsys.readouterr().out
+    assert not ex.check_copy_loss(lambda l, c, o, s, k: copy_loss_right(l, c, o, s, k) * k.sum() / k.numel())
+    assert "you zeroed the padding but divided by all positions" in capsys.readouterr().out
+    assert not ex.check_copy_loss(lambda l, c, o, s, k: copy_loss_right(l, c, o, s, k) * k.sum())
+    assert "you summed the losses" in capsys.readouterr().out
+    assert not ex.check_copy_loss(lambda l, c, o, s, k: copy_loss_right(l, c, o, s, k).expand(k.shape))
+    assert "you returned a loss per token; the loss is one number" in capsys.readouterr().out
+    assert not ex.check_copy_loss(lambda l, c, o, s, k: copy_loss_right(l, c, o, s, k).item())
+    assert "carries no gradient back to the logits" in capsys.readouterr().out
+    assert not ex.check_copy_loss(lambda l, c, o, s, k: copy_loss_right(l, c, o, s, k) * (1 + 3e-5))
+    out = capsys.readouterr().out
+    assert "for 2 sequences of 5 positions, real lengths [5, 5], a vocabulary of 7: the loss should be" in out
+    assert "the check allows 1e-5, relative or absolute, on float32 inputs" in out
+    assert not ex.check_copy_loss(in_place)
+    out = capsys.readouterr().out
+    assert "RuntimeError" in out and "instead of changing them in place" in out
+
+
+def test_electra_ablations_steps_at_budget_check(capsys):
+    import numpy as np
+
+    def first_above(step_flops, budget):  # > instead of >=
+        sums = np.cumsum(step_flops)
+        if sums[-1] <= budget:
+            raise ValueError("never")
+        return int(np.argmax(sums > budget)) + 1
+
+    def within(step_flops, budget):  # the most steps that stay within the budget: a cap, not a minimum
+        return int((np.cumsum(step_flops) <= budget).sum())
+
+    assert ex.check_steps_at_budget(steps_at_budget_right)
+    assert "✅" in capsys.readouterr().out
+    assert ex.check_steps_at_budget(lambda f, b: np.int64(steps_at_budget_right(f, b)))  # a NumPy int is fine
+    assert "✅" in capsys.readouterr().out
+    assert not ex.check_steps_at_budget(first_above)
+    assert ("for step FLOPs [30, 20, 40, 10, 25] and a budget of 90: after 3 steps the sum is 90, which reaches "
+            "the budget of 90: 3 steps, not 4. A sum equal to the budget reaches it") in capsys.readouterr().out
+    assert not ex.check_steps_at_budget(lambda f, b: steps_at_budget_right(f, b) - 1)  # a 0-based index
+    out = capsys.readouterr().out
+    assert "after 2 steps the sum is 50, still below the budget of 90; the 3rd step brings it to 90: 3 steps, " \
+           "not 2" in out and "Counting from 0?" in out
+    assert not ex.check_steps_at_budget(within)
+    out = capsys.readouterr().out
+    assert "a budget of 95: after 3 steps the sum is 90, still below the budget of 95; the 4th step brings it " \
+           "to 100: 4 steps, not 3" in out and "not a cap to stay under" in out
+    assert not ex.check_steps_at_budget(lambda f, b: int(np.searchsorted(np.cumsum(f), b)) + 1)  # no ValueError
+    assert "a budget of 200 your function returned 6, but the steps never reach the budget: raise ValueError" \
+        in capsys.readouterr().out
+    assert not ex.check_steps_at_budget(lambda f, b: int(np.searchsorted(np.cumsum(f), b)) + 1 if sum(f) >= b
+                                        else list(f)[len(f)])
+    assert "never reach the budget: raise ValueError; yours raised IndexError" in capsys.readouterr().out
+    assert not ex.check_steps_at_budget(  # summed in float32: the sums of trillions are rounded
+        lambda f, b: int(np.argmax(np.cumsum(np.asarray(f, dtype=np.float32)) >= np.float32(b))) + 1
+        if sum(f) >= b else steps_at_budget_right(f, b))
+    assert "Summed in float32?" in capsys.readouterr().out
+    assert not ex.check_steps_at_budget(lambda f, b: float(steps_at_budget_right(f, b)))
+    assert "a float: return the number of steps as an int (3)" in capsys.readouterr().out
+    assert not ex.check_steps_at_budget(lambda f, b: None)
+    assert "returned None (NoneType); return the number of steps, an int" in capsys.readouterr().out
+    assert not ex.check_steps_at_budget(lambda f, b: f.index(b))
+    assert "raised ValueError: 90 is not in list" in capsys.readouterr().out
+
+
+def test_electra_ablations_checks_agree_with_the_package():
+    """The references are the package's rules: ElectraPretraining's disc_positions ("all" for
+    ELECTRA, "masked" for ELECTRA 15%) and ReplacedMLMPretraining's All-Tokens MLM loss."""
+    import torch
+    import torch.nn.functional as F
+
+    from lmbook_utils.bert import mask_tokens
+    from lmbook_utils.electra import ElectraConfig, ElectraPretraining, ReplacedMLMPretraining
+
+    torch.manual_seed(0)
+    config = ElectraConfig.tiny()
+    ids = torch.randint(4, config.vocab_size, (3, 9))
+    ids[1, 6:] = config.pad_id
+    masked_ids, targets = mask_tokens(ids, {config.pad_id, 1}, config.vocab_size, mask_id=1, prob=0.5,
+                                      generator=torch.Generator().manual_seed(1), mix=(0.85, 0.0, 0.15))
+    keep, masked = ids != config.pad_id, targets != ElectraPretraining.ignore_index
+    for objective, positions in (("ELECTRA", "all"), ("ELECTRA 15%", "masked")):
+        out = ElectraPretraining(config, config, disc_positions=positions).eval()(masked_ids, targets=targets)
+        scored = scored_positions_right(objective, keep, masked)
+        per_token = F.binary_cross_entropy_with_logits(out.logits, out.replaced.float(), reduction="none")
+        assert torch.allclose(per_token[scored].mean(), out.disc_loss)
+    model = ReplacedMLMPretraining(config, config, all_tokens=True).eval()
+    out = model(masked_ids, targets=targets)
+    copy_logit = model.copy_head(out.last_hidden_state).squeeze(-1)
+    assert torch.allclose(copy_loss_right(out.logits, copy_logit, ids, out.corrupted_ids, keep), out.main_loss)
+
+
+def test_electra_ablations_checks_report_an_answer_on_the_meta_device(capsys):
+    import torch
+
+    meta = torch.device("meta")
+    for check, answer in [(ex.check_scored_positions, lambda o, keep, masked: keep.to(meta)),
+                          (ex.check_copy_loss, lambda logits, c, o, s, k: logits.to(meta).mean())]:
+        assert check(answer) is False
+        assert "meta" in capsys.readouterr().out
+
 # --- the package: one module per chapter, the same names as before ------------------------------
 
 def test_every_check_is_reexported_from_its_chapter_module():
@@ -660,7 +873,7 @@ def test_every_check_is_reexported_from_its_chapter_module():
 
     chapters = {"ch00_introduction": 3, "ch01_ngram": 3, "ch03_attention": 2, "ch04_transformer": 2,
                 "ch05_bert": 3, "ch06_gpt": 3, "ch07_xlnet": 3,
-                "ch08_electra": 3}
+                "ch08_electra": 3, "ch08b_electra_ablations": 3}
     seen = []
     for name, count in chapters.items():
         module = importlib.import_module(f"lmbook_utils.exercises.{name}")
@@ -669,7 +882,7 @@ def test_every_check_is_reexported_from_its_chapter_module():
             assert getattr(ex, check) is getattr(module, check)
             assert f"Introduced in chapter {name[2:]}" in getattr(module, check).__doc__
         seen += module.__all__
-    assert sorted(seen) == sorted(ex.__all__) and len(set(seen)) == len(seen) == 22
+    assert sorted(seen) == sorted(ex.__all__) and len(set(seen)) == len(seen) == 25
     assert set(ex.__all__) <= set(dir(ex))
     with pytest.raises(AttributeError, match="has no attribute 'check_nothing'; the checks are"):
         ex.check_nothing

@@ -68,6 +68,12 @@ ALLOWED: dict[str, dict[str, str]] = {
         "74.1": "Clark et al. (2020), Table 1: ELECTRA-Small after 6.25% of its training",
         "6.25%": "Clark et al. (2020), Table 1: the shortest ELECTRA-Small run's share of training",
     },
+    "08b_electra_ablations": {
+        "82.2": "Clark et al. (2020), Table 5: GLUE score of BERT at the Base size",
+        "82.4": "Clark et al. (2020), Table 5: GLUE score of Replace MLM and of ELECTRA 15%",
+        "84.3": "Clark et al. (2020), Table 5: GLUE score of All-Tokens MLM",
+        "85.0": "Clark et al. (2020), Table 5: GLUE score of ELECTRA at the Base size",
+    },
     "06_gpt": {
         "0.34": "Hoffmann et al. (2022): their fitted parameter exponent",
         "0.076": "Kaplan et al. (2020): their fitted parameter exponent",

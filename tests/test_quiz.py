@@ -16,11 +16,18 @@ from test_prose_numbers import FIGURE, IN_OUTPUT
 
 CHAPTERS = Path(__file__).resolve().parents[1] / "book" / "chapters"
 NOTEBOOKS = sorted(CHAPTERS.glob("*.ipynb"))
-SHOW = re.compile(r"""quiz\.show\(\s*["'](ch\d\d)["']\s*\)""")
+SHOW = re.compile(r"""quiz\.show\(\s*["'](ch[0-9]{2}[a-z]?)["']\s*\)""")
+# A notebook's name starts with its chapter's two digits, then, for a chapter's second notebook,
+# one lowercase letter: 08_electra.ipynb is "ch08", 08b_electra_ablations.ipynb "ch08b".
+NOTEBOOK_NAME = re.compile(r"([0-9]{2}[a-z]?)(?:_|\.ipynb$)")
 
 
 def chapter_key(path: Path) -> str:
-    return "ch" + path.name[:2]
+    found = NOTEBOOK_NAME.match(path.name)
+    if not found:
+        raise ValueError(f"{path.name}: a chapter notebook's name starts with two digits and at most "
+                         "one lowercase letter, then '_' (08_electra.ipynb, 08b_electra_ablations.ipynb)")
+    return "ch" + found.group(1)
 
 
 def good_question() -> dict:
@@ -64,6 +71,68 @@ def test_problems_are_found():
     assert "type must be 'multiple_choice'" in quiz.problems(wrong_type)[0]
 
     assert quiz.problems({"question": "?"}) == ["the quiz must be a list of questions, got dict"]
+
+
+def test_chapter_key_of_a_file_name():
+    assert chapter_key(Path("book/chapters/08_electra.ipynb")) == "ch08"
+    assert chapter_key(Path("08b_x.ipynb")) == "ch08b"
+    assert chapter_key(Path("10c_more.ipynb")) == "ch10c"
+    for bad in ("8_x.ipynb", "08bb_x.ipynb", "08B_x.ipynb", "080_x.ipynb", "intro.ipynb", "08-x.ipynb"):
+        with pytest.raises(ValueError, match="starts with two digits"):
+            chapter_key(Path(bad))
+
+
+def test_a_second_part_is_keyed_with_a_letter():
+    # The day 08b_electra_ablations.ipynb and ch08b.json both exist: both orders agree.
+    names = ["09_x.ipynb", "08b_electra_ablations.ipynb", "00_introduction.ipynb", "08_electra.ipynb"]
+    assert [chapter_key(Path(n)) for n in sorted(names)] == ["ch00", "ch08", "ch08b", "ch09"]
+    assert sorted(["ch09", "ch08b", "ch00", "ch08"]) == ["ch00", "ch08", "ch08b", "ch09"]
+    assert SHOW.findall('quiz.show("ch08b")\nquiz.show( \'ch08\' )') == ["ch08b", "ch08"]
+    assert SHOW.findall('quiz.show("ch08B") quiz.show("ch08bb") quiz.show("ch8")') == []
+
+
+def test_quizzes_of_a_two_part_chapter(tmp_path, monkeypatch):
+    questions = [good_question() for _ in range(quiz.MIN_QUESTIONS)]
+    for key in ("ch00", "ch08", "ch08b", "ch09", "ch8", "ch08bb", "ch08B", "notes"):
+        (tmp_path / f"{key}.json").write_text(json.dumps(questions), encoding="utf-8")
+    monkeypatch.setattr(quiz, "QUIZ_DIR", tmp_path)
+    notebooks = [tmp_path / n for n in ("08b_electra_ablations.ipynb", "09_x.ipynb", "08_electra.ipynb",
+                                        "00_introduction.ipynb")]
+    assert quiz.chapters() == [chapter_key(p) for p in sorted(notebooks)] == ["ch00", "ch08", "ch08b", "ch09"]
+    assert quiz.load("ch08b") == questions
+    (tmp_path / "ch08b.json").unlink()
+    with pytest.raises(ValueError,
+                       match=r"chapter 'ch08b' has no quiz; quizzes exist for \['ch00', 'ch08', 'ch09'\]"):
+        quiz.load("ch08b")
+
+
+@pytest.mark.parametrize("bad", ["ch8", "ch08bb", "ch08B", "ch080", "CH08", "ch08_", "08b",
+                                 "ch\u0660\u0668", " ch08", "ch08\n"])
+def test_malformed_chapter_keys_are_refused(bad):
+    with pytest.raises(ValueError, match="chapter must be a string like 'ch03' or 'ch08b'"):
+        quiz.load(bad)
+    with pytest.raises(ValueError, match="chapter must be a string like 'ch03' or 'ch08b'"):
+        quiz.container_id(bad)
+
+
+def test_container_ids_are_valid_distinct_and_name_their_chapter():
+    keys = ["ch00", "ch03", "ch08", "ch08b", "ch08c", "ch09", "ch10", "ch10a"]
+    ids = [quiz.container_id(k) for k in keys]
+    assert quiz.container_id("ch08") == "lmbookQuizCh08"  # unchanged: the stored outputs stay valid
+    assert quiz.container_id("ch08b") == "lmbookQuizCh08b" != quiz.container_id("ch08")
+    assert len(set(ids)) == len(ids)
+    for key, div in zip(keys, ids):
+        assert re.fullmatch(r"[A-Za-z][A-Za-z0-9]*", div)  # an HTML id and a JavaScript name
+        assert div.removeprefix("lmbookQuiz").lower() == key  # as tests/test_browser.py reads it back
+
+
+def test_render_of_a_second_parts_quiz(tmp_path, monkeypatch):
+    (tmp_path / "ch08b.json").write_text(json.dumps([good_question() for _ in range(quiz.MIN_QUESTIONS)]),
+                                         encoding="utf-8")
+    monkeypatch.setattr(quiz, "QUIZ_DIR", tmp_path)
+    html, script = quiz.render("ch08b")
+    assert '<div id="lmbookQuizCh08b"' in html
+    assert "lmbookQuizCh08b" in script and "lmbookQuizCh08\"" not in html + script
 
 
 def test_bad_chapter_names_the_argument():

@@ -7,11 +7,12 @@ to 1.7, not 1"). It returns True when the answer is right, so a teacher can
 also grade a batch of submissions. Checks never raise on a wrong answer: an
 exception in the learner's code is reported as a message too.
 
-One module per chapter (``ch00_introduction`` ... ``ch08_electra``), each importing only
-what its own checks need; ``_common`` holds what they share. Chapters call
-``exercises.check_xxx(...)``: this package re-exports every check and imports a
-chapter's module only when one of its checks is first used, so chapter 00 does not
-load torch or the transformer to check a probability worked out by hand.
+One module per chapter (``ch00_introduction`` ... ``ch08_electra``,
+``ch08b_electra_ablations``), each importing only what its own checks need;
+``_common`` holds what they share. Chapters call ``exercises.check_xxx(...)``:
+this package re-exports every check and imports a chapter's module only when one
+of its checks is first used, so chapter 00 does not load torch or the transformer
+to check a probability worked out by hand.
 """
 
 from __future__ import annotations
@@ -43,6 +44,9 @@ _MODULE_OF = {
     "check_replaced_labels": "ch08_electra",
     "check_discriminator_loss": "ch08_electra",
     "check_optimal_discriminator": "ch08_electra",
+    "check_scored_positions": "ch08b_electra_ablations",
+    "check_copy_loss": "ch08b_electra_ablations",
+    "check_steps_at_budget": "ch08b_electra_ablations",
 }
 
 __all__ = list(_MODULE_OF)
@@ -56,6 +60,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ imports
     from .ch06_gpt import check_few_shot_optimum, check_top_k, check_top_p
     from .ch07_xlnet import check_content_mask, check_query_mask, check_rel_shift
     from .ch08_electra import check_discriminator_loss, check_optimal_discriminator, check_replaced_labels
+    from .ch08b_electra_ablations import check_copy_loss, check_scored_positions, check_steps_at_budget
 
 
 def __getattr__(name: str) -> Any:

@@ -271,6 +271,9 @@ def _corrupt(config: ElectraConfig, mlm: ElectraGenerator, input_ids: torch.Tens
     check_targets(targets, tuple(input_ids.shape))
     _, keep = check_encoder_inputs(config, input_ids, segment_ids, attention_mask)
     masked = targets != IGNORE_INDEX
+    if not bool(masked.any()):  # else the generator's cross-entropy averages nothing: a NaN loss
+        raise ValueError("targets mark no masked position (every entry is -100): the generator has nothing "
+                         "to predict; mask at least one real token in the batch")
     if bool((masked & ~keep).any()):
         raise ValueError("targets hold a label at a padding position (attention_mask False there): "
                          "mask real tokens only")

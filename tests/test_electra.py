@@ -501,7 +501,8 @@ def test_replaced_mlm_refuses_what_electra_refuses_with_the_same_message():
              ((inputs, seg, keep, changed(targets, (1, 0), -5)), "ids in \\[0, 30\\)"),
              ((inputs, seg, keep, targets.float()), "integer tensor"),
              ((changed(inputs, (1, 0), 30), seg, keep, targets), "outside \\[0, 30\\)"),
-             ((inputs, changed(seg, (1, 0), 2), keep, targets), "segment_ids")]
+             ((inputs, changed(seg, (1, 0), 2), keep, targets), "segment_ids"),
+             ((inputs, seg, keep, torch.full_like(targets, -100)), "no masked position")]
     electra = ElectraPretraining(cfg, cfg)
     for all_tokens in (False, True):
         model = ReplacedMLMPretraining(cfg, cfg, all_tokens=all_tokens)

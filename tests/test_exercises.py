@@ -517,6 +517,24 @@ def test_xlnet_checks_report_an_answer_on_the_meta_device(capsys):
 
 
 
+def _tiny_electra_batch():
+    """(config, ids, masked ids, targets) of a tiny ELECTRA batch with padding in row 1, half the
+    real tokens masked by ELECTRA's rule: the cases on which the chapter 08 and 08b references
+    are compared with the package."""
+    import torch
+
+    from lmbook_utils.bert import mask_tokens
+    from lmbook_utils.electra import ElectraConfig
+
+    torch.manual_seed(0)
+    config = ElectraConfig.tiny()
+    ids = torch.randint(4, config.vocab_size, (3, 9))
+    ids[1, 6:] = config.pad_id
+    masked_ids, targets = mask_tokens(ids, {config.pad_id, 1}, config.vocab_size, mask_id=1, prob=0.5,
+                                      generator=torch.Generator().manual_seed(1), mix=(0.85, 0.0, 0.15))
+    return config, ids, masked_ids, targets
+
+
 # --- chapter 08_electra ------------------------------------------------------------------------
 
 def replaced_labels_right(original, corrupted, masked):
@@ -621,16 +639,9 @@ def test_electra_checks_agree_with_the_package():
     ElectraDiscriminator computes, and optimal_replaced_probability."""
     import torch
 
-    from lmbook_utils.bert import mask_tokens
-    from lmbook_utils.electra import (ElectraConfig, ElectraDiscriminator, ElectraPretraining,
-                                      optimal_replaced_probability)
+    from lmbook_utils.electra import ElectraDiscriminator, ElectraPretraining, optimal_replaced_probability
 
-    torch.manual_seed(0)
-    config = ElectraConfig.tiny()
-    ids = torch.randint(4, config.vocab_size, (3, 9))
-    ids[1, 6:] = config.pad_id
-    masked_ids, targets = mask_tokens(ids, {config.pad_id, 1}, config.vocab_size, mask_id=1, prob=0.5,
-                                      generator=torch.Generator().manual_seed(1), mix=(0.85, 0.0, 0.15))
+    config, ids, masked_ids, targets = _tiny_electra_batch()
     out = ElectraPretraining(config, config).eval()(masked_ids, targets=targets)
     masked = targets != ElectraPretraining.ignore_index
     assert torch.equal(replaced_labels_right(ids, out.corrupted_ids, masked), out.replaced)
@@ -836,15 +847,9 @@ def test_electra_ablations_checks_agree_with_the_package():
     import torch
     import torch.nn.functional as F
 
-    from lmbook_utils.bert import mask_tokens
-    from lmbook_utils.electra import ElectraConfig, ElectraPretraining, ReplacedMLMPretraining
+    from lmbook_utils.electra import ElectraPretraining, ReplacedMLMPretraining
 
-    torch.manual_seed(0)
-    config = ElectraConfig.tiny()
-    ids = torch.randint(4, config.vocab_size, (3, 9))
-    ids[1, 6:] = config.pad_id
-    masked_ids, targets = mask_tokens(ids, {config.pad_id, 1}, config.vocab_size, mask_id=1, prob=0.5,
-                                      generator=torch.Generator().manual_seed(1), mix=(0.85, 0.0, 0.15))
+    config, ids, masked_ids, targets = _tiny_electra_batch()
     keep, masked = ids != config.pad_id, targets != ElectraPretraining.ignore_index
     for objective, positions in (("ELECTRA", "all"), ("ELECTRA 15%", "masked")):
         out = ElectraPretraining(config, config, disc_positions=positions).eval()(masked_ids, targets=targets)

@@ -374,3 +374,29 @@ def test_viz_is_the_entry_point_and_holds_no_state():
     assert sorted(viz.__all__) == sorted(attention_views.__all__ + html_views.__all__)
     for module in (viz, attention_views, html_views):
         assert not hasattr(module, "_SEEN") and not hasattr(module, "_STATE")
+
+
+def _contrast(css: str) -> float:
+    """WCAG 2 contrast ratio between a cell's background and its text colour, from the CSS."""
+    rgb = [int(x) for x in re.search(r"rgb\((\d+), (\d+), (\d+)\)", css).groups()]
+    text = (0, 0, 0) if "color: black" in css else (255, 255, 255)
+
+    def luminance(colour):
+        ch = [c / 255 for c in colour]
+        ch = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in ch]
+        return 0.2126 * ch[0] + 0.7152 * ch[1] + 0.0722 * ch[2]
+
+    hi, lo = sorted((luminance(rgb), luminance(text)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+def test_red_shade_reads_at_every_strength():
+    from lmbook_utils.viz import red_shade
+
+    assert red_shade(0.0) == "background: rgb(255, 255, 255); color: black"
+    assert red_shade(1.0) == "background: rgb(165, 15, 21); color: white"
+    worst = min(_contrast(red_shade(k / 200)) for k in range(201))
+    assert worst >= 4.5, f"the least readable strength has contrast {worst:.2f}, below WCAG AA's 4.5"
+    for bad in (-0.1, 1.5, "0.5", True, None):
+        with pytest.raises(ValueError, match="value must be a number in \\[0, 1\\]"):
+            red_shade(bad)

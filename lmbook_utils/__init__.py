@@ -8,7 +8,10 @@ training loop, plots and exercise checks from here, one module per idea:
 - ``data`` and ``tokenizers``: real text, the reader's own text, batches, and tokenizers;
 - ``ngram``: n-gram language models (chapter 01_ngram);
 - ``neural_lm`` and ``agreement``: Bengio's neural probabilistic LM, Elman and LSTM language
-  models, and pronoun agreement at a distance (for chapter 02, still to come);
+  models, and pronoun agreement at a distance (chapter 02_neural_lm);
+- ``word2vec`` and ``word_vectors``: skip-gram and CBOW with negative sampling, checked against
+  gensim; count-based vectors (PPMI, SVD) and evaluations against the grammar's gold labels
+  (chapter 02's embedding tables; a word-vector notebook is still to come);
 - ``attention``, ``dropout`` and ``transformer``: the shared building blocks (chapters 03 and 04);
 - ``modeling``, ``decoding`` and ``hf_export``: what every model shares (inputs, masks,
   outputs), ``generate``/``beam_search`` for every model that writes, and folders Hugging

@@ -1,7 +1,7 @@
 """How far back a language model carries information: pronouns that must agree with a name.
 
-Not yet used by a chapter: written for the chapter on neural language models (chapter 02,
-still to come). The toy world writes "he"/"him" only when exactly one man has been named so
+Introduced in chapter 02_neural_lm, which scores n-gram, window and recurrent models with it.
+The toy world writes "he"/"him" only when exactly one man has been named so
 far in the story, "she"/"her" only when exactly one woman has
 (`toyworld.grammar`). So at every personal pronoun whose other-gender form the grammar
 forbids at that point, a model that remembers the story's cast gives the right form the

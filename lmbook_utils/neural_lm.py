@@ -1,7 +1,6 @@
 """Neural language models before the Transformer: Bengio's window model and recurrent LMs.
 
-Not yet used by a chapter: written for the chapter on neural language models (chapter 02,
-still to come), which will train both on the toy world.
+Introduced in chapter 02_neural_lm, which trains both on the toy world.
 
 - `NPLM`, the neural probabilistic language model of Bengio, Ducharme, Vincent & Jauvin
   (2003, JMLR 3): the previous `context` tokens are looked up in one shared embedding table,

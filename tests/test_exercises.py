@@ -165,6 +165,285 @@ def test_learn_bpe_right_and_unweighted_mistake(capsys):
     assert "merges, you have" in capsys.readouterr().out
 
 
+# --- chapter 02_neural_lm ---------------------------------------------------------------------
+
+def lm_metrics_right(logits, targets):
+    import torch.nn.functional as F
+    ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100)
+    keep = targets != -100
+    return ce, ce.exp(), (logits.argmax(-1) == targets)[keep].float().mean()
+
+
+def elman_step_right(x, h, W_ih, W_hh, b_ih, b_hh):
+    import torch
+    return torch.tanh(x @ W_ih.T + b_ih + h @ W_hh.T + b_hh)
+
+
+def lstm_lm_parameters_right(vocab_size, d, tied):
+    embed, lstm, out = vocab_size * d, 4 * (d * d + d * d) + 2 * 4 * d, d * vocab_size + vocab_size
+    return embed + lstm + out - (vocab_size * d if tied else 0)
+
+
+def _token_losses(logits, targets):  # per position, padding read as class 0
+    import torch.nn.functional as F
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.clamp(min=0).reshape(-1),
+                           reduction="none").view(targets.shape)
+
+
+def test_lm_metrics_check_accepts_tensors_and_floats(capsys):
+    import torch
+    import torch.nn.functional as F
+
+    assert ex.check_lm_metrics(lm_metrics_right)
+    assert "✅" in capsys.readouterr().out
+    assert ex.check_lm_metrics(lambda l, t: tuple(float(v) for v in lm_metrics_right(l, t)))  # Python floats
+    assert ex.check_lm_metrics(lambda l, t: [v.numpy() for v in lm_metrics_right(l, t)])  # a list, NumPy
+    assert "✅" in capsys.readouterr().out
+
+    def by_hand(logits, targets):  # classes in dim 1, no flattening; the mean over the real tokens by hand
+        keep = targets != -100
+        nll = F.cross_entropy(logits.transpose(1, 2), targets, reduction="none")  # 0 at -100
+        ce = nll.sum() / keep.sum()
+        return ce.item(), torch.exp(ce).item(), ((logits.argmax(-1) == targets) & keep).sum().item() / keep.sum().item()
+
+    assert ex.check_lm_metrics(by_hand)
+    assert "✅" in capsys.readouterr().out
+
+
+def test_lm_metrics_check_names_each_mistake(capsys):
+    import math
+
+    import torch
+    import torch.nn.functional as F
+
+    def with_ce(ce_of):  # a wrong cross-entropy, the perplexity e^ of it, the right accuracy
+        def fn(logits, targets):
+            ce = ce_of(logits, targets)
+            return ce, ce.exp(), lm_metrics_right(logits, targets)[2]
+        return fn
+
+    def with_right(fn_of_right):  # the right cross-entropy, a wrong perplexity or accuracy
+        return lambda l, t: fn_of_right(l, t, *lm_metrics_right(l, t))
+
+    def per_row(values, targets):
+        keep = targets != -100
+        return ((values * keep).sum(1) / keep.sum(1)).mean()
+
+    cases = [
+        (with_ce(lambda l, t: _token_losses(l, t).mean()), "you averaged over every position, padding included"),
+        (with_ce(lambda l, t: (_token_losses(l, t) * (t != -100)).mean()),
+         "you zeroed the padding but divided by all positions"),
+        (with_ce(lambda l, t: per_row(_token_losses(l, t), t)),
+         "you took each row's mean loss, then the mean of the rows: a row with one real token then weighs as much "
+         "as a row with six"),
+        (with_ce(lambda l, t: (_token_losses(l, t) * (t != -100)).sum()), "you summed the losses"),
+        (with_ce(lambda l, t: F.cross_entropy(l[:, :-1].reshape(-1, l.shape[-1]), t[:, 1:].reshape(-1))),
+         "you shifted the targets by one: logits[:, t] already scores targets[:, t]"),
+        (with_right(lambda l, t, ce, ppl, acc: (ce, 2 ** ce, acc)),
+         "your perplexity is 2^loss where the loss is in nats: use e^nats (or 2^bits)"),
+        (with_right(lambda l, t, ce, ppl, acc: (ce, torch.exp(ce / math.log(2)), acc)),
+         "your perplexity is e^loss where the loss is in bits: use 2^bits or e^nats"),
+        (with_right(lambda l, t, ce, ppl, acc: (ce / math.log(2), torch.exp(ce / math.log(2)), acc)),
+         "your cross-entropy is in bits (log base 2): return it in nats (natural log), as F.cross_entropy "
+         "computes it; and your perplexity is e^loss where the loss is in bits: use 2^bits or e^nats"),
+        (with_right(lambda l, t, ce, ppl, acc: (ce / math.log(2), ppl, acc)),
+         "your cross-entropy is in bits (log base 2): return it in nats (natural log), as F.cross_entropy "
+         "computes it (your perplexity, 2^bits = e^nats, is right)"),
+        (with_right(lambda l, t, ce, ppl, acc: (ce, ce, acc)), "your perplexity is the cross-entropy itself"),
+        (with_right(lambda l, t, ce, ppl, acc: (ce, _token_losses(l, t).mean().exp(), acc)),
+         "your perplexity is e^ of a wrong cross-entropy: you averaged over every position, padding included"),
+        (with_right(lambda l, t, ce, ppl, acc: (ce, per_row(_token_losses(l, t), t).exp(), acc)),
+         "your perplexity is e^ of a wrong cross-entropy: you took each row's mean loss"),
+        (with_right(lambda l, t, ce, ppl, acc: (ce, ppl, (l.argmax(-1) == t).float().mean())),
+         "your accuracy counts the padding positions, as wrong predictions: count the real positions only"),
+        (with_right(lambda l, t, ce, ppl, acc: (ce, ppl, ((l.argmax(-1) == t) | (t == -100)).float().mean())),
+         "your accuracy counts the padding positions as right"),
+        (with_right(lambda l, t, ce, ppl, acc: (ce, ppl, per_row((l.argmax(-1) == t).float(), t))),
+         "you took each row's accuracy, then the mean of the rows"),
+        (with_right(lambda l, t, ce, ppl, acc: (ce, ppl, 100 * acc)),
+         "your accuracy is a percentage: return a fraction between 0 and 1"),
+        (with_right(lambda l, t, ce, ppl, acc: (ce, ppl, (l.argmax(-1) == t).sum())),
+         "you returned the number of right predictions"),
+    ]
+    for fn, message in cases:
+        assert not ex.check_lm_metrics(fn), message
+        out = capsys.readouterr().out
+        assert "for 3 sequences of 6 positions, real lengths [6, 4, 1] (then -100), a vocabulary of 7: " in out
+        assert message in out, out
+
+
+def test_lm_metrics_check_explains_shapes_types_and_errors(capsys):
+    import torch.nn.functional as F
+
+    assert not ex.check_lm_metrics(lambda l, t: F.cross_entropy(l, t))  # classes read from dim 1
+    out = capsys.readouterr().out
+    assert "RuntimeError" in out and "F.cross_entropy reads the classes from dim 1" in out
+    assert not ex.check_lm_metrics(lambda l, t: l.log_softmax(-1).gather(-1, t[..., None]))
+    assert "-100 is not a class: it marks a position that is not predicted" in capsys.readouterr().out
+    assert not ex.check_lm_metrics(lambda l, t: lm_metrics_right(l, t)[:2])
+    assert "return three numbers, (cross_entropy, perplexity, accuracy); you returned a tuple of 2" \
+        in capsys.readouterr().out
+    assert not ex.check_lm_metrics(lambda l, t: lm_metrics_right(l, t)[0])
+    assert "you returned a Tensor" in capsys.readouterr().out
+    assert not ex.check_lm_metrics(lambda l, t: (_token_losses(l, t), 1.0, 0.5))
+    assert "your cross-entropy has shape (3, 6) (one per position; it is one number" in capsys.readouterr().out
+    assert not ex.check_lm_metrics(lambda l, t: (*lm_metrics_right(l, t)[:2], "high"))
+    assert "your accuracy: your answer could not be read as a tensor of numbers" in capsys.readouterr().out
+    assert not ex.check_lm_metrics(lambda l, t: [v * 1.01 for v in lm_metrics_right(l, t)])
+    assert "the cross-entropy should be" in capsys.readouterr().out
+    assert not ex.check_lm_metrics(lambda l, t: 1 / 0)
+    assert "ZeroDivisionError" in capsys.readouterr().out
+
+
+def test_elman_step_check(capsys):
+    import torch
+    import torch.nn.functional as F
+
+    assert ex.check_elman_step(elman_step_right)
+    assert ex.check_elman_step(lambda x, h, Wi, Wh, bi, bh: torch.tanh(F.linear(x, Wi, bi) + F.linear(h, Wh, bh)))
+    assert ex.check_elman_step(lambda x, h, Wi, Wh, bi, bh: torch.tanh(Wi @ x.T + bi[:, None] + Wh @ h.T
+                                                                     + bh[:, None]).T)  # columns, transposed back
+    assert "✅" in capsys.readouterr().out
+    cases = [
+        (lambda x, h, Wi, Wh, bi, bh: x @ Wi.T + bi + h @ Wh.T + bh, "you forgot the tanh"),
+        (lambda x, h, Wi, Wh, bi, bh: torch.sigmoid(x @ Wi.T + bi + h @ Wh.T + bh),
+         "nn.RNNCell's Elman cell squashes with tanh, not the sigmoid"),
+        (lambda x, h, Wi, Wh, bi, bh: torch.tanh(x @ Wi.T + bi + h @ Wh + bh),
+         "you multiplied h by W_hh, not by its transpose"),
+        (lambda x, h, Wi, Wh, bi, bh: torch.tanh(x @ Wi.T + h @ Wh.T + bh),
+         "you left out b_ih: nn.RNNCell adds two biases, b_ih and b_hh"),
+        (lambda x, h, Wi, Wh, bi, bh: torch.tanh(x @ Wi.T + bi + h @ Wh.T),
+         "you left out b_hh: nn.RNNCell adds two biases, b_ih and b_hh"),
+        (lambda x, h, Wi, Wh, bi, bh: torch.tanh(x @ Wi.T + h @ Wh.T), "you left out both biases"),
+        (lambda x, h, Wi, Wh, bi, bh: torch.tanh(x @ Wi.T + bi + bh), "your new state ignores the old state h"),
+        (lambda x, h, Wi, Wh, bi, bh: h, "you returned the old state h unchanged"),
+        (lambda x, h, Wi, Wh, bi, bh: torch.tanh(x @ Wi.T + bi) + torch.tanh(h @ Wh.T + bh),
+         "you applied tanh to the input term and the recurrent term separately"),
+        (lambda x, h, Wi, Wh, bi, bh: h + elman_step_right(x, h, Wi, Wh, bi, bh),
+         "you added the new state to the old one: an Elman cell replaces h"),
+    ]
+    for fn, message in cases:
+        assert not ex.check_elman_step(fn), message
+        out = capsys.readouterr().out
+        assert "for x of shape (3, 5) and h of shape (3, 4): " + message in out, out
+    assert not ex.check_elman_step(lambda x, h, Wi, Wh, bi, bh: torch.tanh(x @ Wi + bi + h @ Wh + bh))  # W_ih
+    out = capsys.readouterr().out
+    assert "mat1 and mat2 shapes cannot be multiplied (3x5 and 4x5)" in out
+    assert "W_ih is (d_hidden, d_in) = (4, 5)" in out and "x @ W_ih.T + b_ih" in out
+    assert not ex.check_elman_step(lambda x, h, Wi, Wh, bi, bh: torch.tanh(Wi @ x.T + Wh @ h.T))  # columns
+    assert "needs shape (batch, d_hidden) = (3, 4), yours has (4, 3): you computed column vectors" \
+        in capsys.readouterr().out
+    assert not ex.check_elman_step(lambda x, h, Wi, Wh, bi, bh: torch.tanh(Wi @ x.T + bi + Wh @ h.T + bh))
+    assert "must match the size" in capsys.readouterr().out
+    assert not ex.check_elman_step(lambda x, h, Wi, Wh, bi, bh: elman_step_right(x, h, Wi, Wh, bi, bh) + 0.01)
+    assert "at row 0, unit 0 the new state should be" in capsys.readouterr().out
+    assert not ex.check_elman_step(lambda x, h, Wi, Wh, bi, bh: 1 / 0)
+    assert "ZeroDivisionError" in capsys.readouterr().out
+
+
+def test_lstm_lm_parameters_check(capsys):
+    import torch
+
+    def count(vocab_size, d, tied, gates=4, biases=2, out_bias=True):
+        lstm = gates * 2 * d * d + biases * gates * d
+        return 2 * vocab_size * d + out_bias * vocab_size + lstm - (vocab_size * d if tied else 0)
+
+    assert ex.check_lstm_lm_parameters(lstm_lm_parameters_right)
+    out = capsys.readouterr().out
+    assert "✅" in out and "73,448 untied, 41,448 tied; tying saves vocab_size * d = 32,000" in out
+    assert ex.check_lstm_lm_parameters(lambda v, d, t: np.int64(lstm_lm_parameters_right(v, d, t)))
+    assert ex.check_lstm_lm_parameters(lambda v, d, t: torch.tensor(lstm_lm_parameters_right(v, d, t)))
+    assert "✅" in capsys.readouterr().out
+    head = "for vocab_size=23, d=8, tied=False the model has 967 parameters, yours is"
+    cases = [
+        (lambda v, d, t: count(v, d, t, biases=1), f"{head} 935: you counted one LSTM bias of 4d; torch's "
+                                                   "nn.LSTM keeps two, b_ih and b_hh"),
+        (lambda v, d, t: count(v, d, t, biases=0), "you left out the LSTM's biases"),
+        (lambda v, d, t: count(v, d, t, gates=3), f"{head} 823: you counted 3 gates' worth of weights; an LSTM "
+                                                  "has 4 blocks"),
+        (lambda v, d, t: count(v, d, t, gates=1), "you counted an Elman cell (one block of weights)"),
+        (lambda v, d, t: count(v, d, t, out_bias=False), f"{head} 944: you forgot the output layer's bias"),
+        (lambda v, d, t: count(v, d, t, gates=3, biases=1),
+         "you counted 3 gates' worth of weights; an LSTM has 4 blocks, the input, forget and output gates and "
+         "the candidate cell g, so W_ih and W_hh each have 4d rows; and you counted one LSTM bias of 4d"),
+        (lambda v, d, t: count(v, d, False), "for vocab_size=23, d=8, tied=True the model has 783 parameters, "
+                                             "yours is 967: with tied=True the output layer's weight is the "
+                                             "embedding table itself"),
+        (lambda v, d, t: count(v, d, False) - (2 * v * d if t else 0),
+         "yours is 599: with tied=True you subtracted the shared (vocab_size, d) matrix twice"),
+        (lambda v, d, t: count(v, d, not t), f"{head} 783: you have tied and untied the wrong way round"),
+    ]
+    for fn, message in cases:
+        assert not ex.check_lstm_lm_parameters(fn), message
+        out = capsys.readouterr().out
+        assert message in out, out
+    assert not ex.check_lstm_lm_parameters(lambda v, d, t: lstm_lm_parameters_right(v, d, t) + 1)
+    assert f"{head} 968. Count each part" in capsys.readouterr().out
+    assert not ex.check_lstm_lm_parameters(lambda v, d, t: float(lstm_lm_parameters_right(v, d, t)))
+    assert "you returned a float (967.0): return the number of parameters as an int" in capsys.readouterr().out
+    assert not ex.check_lstm_lm_parameters(lambda v, d, t: None)
+    assert "you returned None (NoneType); return the number of parameters, an int" in capsys.readouterr().out
+    assert not ex.check_lstm_lm_parameters(lambda v, d, t: True)
+    assert "you returned True (bool)" in capsys.readouterr().out
+    assert not ex.check_lstm_lm_parameters(lambda v, d, t: 1 / 0)
+    assert "for vocab_size=23, d=8, tied=False: your function raised ZeroDivisionError" in capsys.readouterr().out
+
+
+def test_neural_lm_checks_agree_with_the_package():
+    """The references are the package's models: RNNLM's loss, one step of its Elman layer, and
+    its own parameter count, tied and untied."""
+    import torch
+
+    from lmbook_utils.neural_lm import RNNLM, RNNLMConfig
+
+    torch.manual_seed(0)
+    model = RNNLM(RNNLMConfig.tiny(cell="rnn")).eval()
+    ids = torch.randint(0, model.config.vocab_size, (2, 7))
+    targets = ids.roll(-1, 1)
+    targets[:, -1] = -100
+    targets[1, 4:] = -100
+    out = model(ids, targets=targets)
+    assert torch.allclose(lm_metrics_right(out.logits, targets)[0], out.loss)
+    rnn, x = model.rnn, model.embed(ids[:, 0])
+    h1 = elman_step_right(x, torch.zeros(2, 8), rnn.weight_ih_l0, rnn.weight_hh_l0, rnn.bias_ih_l0, rnn.bias_hh_l0)
+    h2 = elman_step_right(model.embed(ids[:, 1]), h1, rnn.weight_ih_l0, rnn.weight_hh_l0, rnn.bias_ih_l0,
+                          rnn.bias_hh_l0)
+    assert torch.allclose(h2, out.last_hidden_state[:, 1], atol=1e-6)
+    for vocab, d, tied in ((23, 8, False), (23, 8, True), (50, 3, True)):
+        lm = RNNLM(RNNLMConfig(vocab, cell="lstm", d_embed=d, d_hidden=d, n_layers=1, tie_weights=tied))
+        assert sum(p.numel() for p in lm.parameters()) == lstm_lm_parameters_right(vocab, d, tied)
+
+
+def test_neural_lm_checks_leave_the_global_rng_alone(capsys):
+    """check_elman_step and check_lstm_lm_parameters build torch modules, whose initialization
+    draws random numbers: the reader's torch stream goes on exactly where it was."""
+    import torch
+
+    torch.manual_seed(5)
+    before = torch.get_rng_state()
+    assert ex.check_lm_metrics(lm_metrics_right)
+    assert ex.check_elman_step(elman_step_right)
+    assert ex.check_lstm_lm_parameters(lstm_lm_parameters_right)
+    assert torch.equal(before, torch.get_rng_state())
+
+
+def test_neural_lm_checks_report_an_answer_on_the_meta_device(capsys):
+    import torch
+
+    meta = torch.device("meta")
+    for check, answer in [(ex.check_lm_metrics, lambda l, t: tuple(v.to(meta) for v in lm_metrics_right(l, t))),
+                          (ex.check_elman_step, lambda x, h, Wi, Wh, bi, bh: h.to(meta)),
+                          (ex.check_lstm_lm_parameters, lambda v, d, t: torch.tensor(3, device=meta))]:
+        assert check(answer) is False
+        assert "meta" in capsys.readouterr().out
+
+
+def test_neural_lm_checks_refuse_what_is_not_a_function():
+    for check in (ex.check_lm_metrics, ex.check_elman_step, ex.check_lstm_lm_parameters):
+        with pytest.raises(TypeError, match="fn must be a function"):
+            check("F.cross_entropy")
+
+
 # --- chapter 03_attention ---------------------------------------------------------------------
 
 def attention_right(q, k, v, mask=None):
@@ -876,8 +1155,8 @@ def test_electra_ablations_checks_report_an_answer_on_the_meta_device(capsys):
 def test_every_check_is_reexported_from_its_chapter_module():
     import importlib
 
-    chapters = {"ch00_introduction": 3, "ch01_ngram": 3, "ch03_attention": 2, "ch04_transformer": 2,
-                "ch05_bert": 3, "ch06_gpt": 3, "ch07_xlnet": 3,
+    chapters = {"ch00_introduction": 3, "ch01_ngram": 3, "ch02_neural_lm": 3, "ch03_attention": 2,
+                "ch04_transformer": 2, "ch05_bert": 3, "ch06_gpt": 3, "ch07_xlnet": 3,
                 "ch08_electra": 3, "ch08b_electra_ablations": 3}
     seen = []
     for name, count in chapters.items():
@@ -887,7 +1166,7 @@ def test_every_check_is_reexported_from_its_chapter_module():
             assert getattr(ex, check) is getattr(module, check)
             assert f"Introduced in chapter {name[2:]}" in getattr(module, check).__doc__
         seen += module.__all__
-    assert sorted(seen) == sorted(ex.__all__) and len(set(seen)) == len(seen) == 25
+    assert sorted(seen) == sorted(ex.__all__) and len(set(seen)) == len(seen) == 28
     assert set(ex.__all__) <= set(dir(ex))
     with pytest.raises(AttributeError, match="has no attribute 'check_nothing'; the checks are"):
         ex.check_nothing

@@ -39,6 +39,10 @@ ALLOWED: dict[str, dict[str, str]] = {
         "0.45": "Church and Gale's held-out count for n-grams seen once, via Chen and Goodman (1998)",
         "0.75": "Church and Gale's discount for counts 2 to 9, via Chen and Goodman (1998)",
     },
+    "02_neural_lm": {
+        "24%": "Bengio et al. (2003): perplexity lower than the best n-gram model's on the Brown corpus",
+        "50%": "Mikolov et al. (2010): perplexity reduction of a mixture of RNN LMs against a backoff model",
+    },
     "04_transformer": {
         "28.4": "Vaswani et al. (2017): WMT 2014 English-German BLEU",
         "41.8": "Vaswani et al. (2017): WMT 2014 English-French BLEU",

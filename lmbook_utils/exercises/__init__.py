@@ -28,6 +28,9 @@ _MODULE_OF = {
     "check_bigram_mle": "ch01_ngram",
     "check_add_k": "ch01_ngram",
     "check_perplexity": "ch01_ngram",
+    "check_lm_metrics": "ch02_neural_lm",
+    "check_elman_step": "ch02_neural_lm",
+    "check_lstm_lm_parameters": "ch02_neural_lm",
     "check_attention": "ch03_attention",
     "check_causal_mask": "ch03_attention",
     "check_positional_encoding": "ch04_transformer",
@@ -54,6 +57,7 @@ __all__ = list(_MODULE_OF)
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ imports on first use
     from .ch00_introduction import check_apply_merges, check_learn_bpe, check_toy_probability
     from .ch01_ngram import check_add_k, check_bigram_mle, check_perplexity
+    from .ch02_neural_lm import check_elman_step, check_lm_metrics, check_lstm_lm_parameters
     from .ch03_attention import check_attention, check_causal_mask
     from .ch04_transformer import check_label_smoothing, check_positional_encoding
     from .ch05_bert import check_bert_input, check_head_score, check_mask_decision

@@ -27,6 +27,8 @@ from lmbook_utils import exercises
 from lmbook_utils.bert import Bert, BertConfig, mask_tokens
 from lmbook_utils.data import SequenceDataset, pad_sequences
 from lmbook_utils.fewshot import accuracy, few_shot_prompts, vocabulary
+from lmbook_utils.neural_lm import NPLM, RNNLM, NPLMConfig, RNNLMConfig
+from lmbook_utils.seq2seq import Seq2Seq, Seq2SeqConfig
 from lmbook_utils.probes import induction_scores
 
 META = torch.device("meta")
@@ -52,6 +54,37 @@ class MetaModel(torch.nn.Module):
         weights = torch.full((b, self.heads, t, t), 1.0 / t)
         return SimpleNamespace(logits=torch.zeros(b, t, self.vocab),
                                attentions=[weights] * self.layers if need_weights else None)
+
+
+# ---- neural_lm and seq2seq (chapter 02_neural_lm) ------------------------------------------
+
+def test_nplm_forward_runs_on_meta():
+    # the window of each position (its padding with the first token) is built from the input
+    model = NPLM(NPLMConfig.tiny(direct=True)).to(META)
+    ids = meta_ids(2, 5)
+    out = model(ids, targets=ids)
+    assert out.logits.device == out.loss.device == META
+    assert out.logits.shape == (2, 5, 23)
+    assert model.windows(ids).device == META
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm"])
+def test_rnnlm_forward_with_state_and_truncation_runs_on_meta(cell):
+    model = RNNLM(RNNLMConfig.tiny(cell=cell, tie_weights=True)).to(META)
+    ids = meta_ids(2, 7)
+    out = model(ids, targets=ids, bptt=3)
+    assert out.logits.device == out.loss.device == META
+    again = model(ids, state=out.state)                         # continuing a text from the returned state
+    parts = again.state if cell == "lstm" else (again.state,)
+    assert all(p.device == META for p in parts)
+
+
+def test_seq2seq_forward_runs_on_meta():
+    config = Seq2SeqConfig(src_vocab=11, tgt_vocab=13, d_embed=8, d_hidden=8, n_layers=1)
+    model = Seq2Seq(config).to(META)
+    out = model(meta_ids(2, 5), meta_ids(2, 4), targets=meta_ids(2, 4))
+    assert out.logits.device == out.loss.device == META
+    assert out.logits.shape == (2, 4, 13)
 
 
 # ---- bert (chapter 05_bert) -------------------------------------------------------------

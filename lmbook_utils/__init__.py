@@ -11,7 +11,9 @@ training loop, plots and exercise checks from here, one module per idea:
   models, and pronoun agreement at a distance (chapter 02_neural_lm);
 - ``word2vec`` and ``word_vectors``: skip-gram and CBOW with negative sampling, checked against
   gensim; count-based vectors (PPMI, SVD) and evaluations against the grammar's gold labels
-  (chapter 02's embedding tables; a word-vector notebook is still to come);
+  (chapter 02's embedding tables and chapter 02b_word_vectors);
+- ``seq2seq``: the LSTM encoder-decoder of Sutskever et al. (2014), BLEU by source length
+  (chapter 02c_encoder_decoder);
 - ``attention``, ``dropout`` and ``transformer``: the shared building blocks (chapters 03 and 04);
 - ``modeling``, ``decoding`` and ``hf_export``: what every model shares (inputs, masks,
   outputs), ``generate``/``beam_search`` for every model that writes, and folders Hugging

@@ -1,12 +1,13 @@
 """The LSTM encoder-decoder of Sutskever, Vinyals & Le (2014), "Sequence to Sequence Learning
 with Neural Networks", NeurIPS 27, arXiv:1409.3215.
 
-Not yet used by a chapter: written for chapter 02 (still to come), to translate toy-world
-English to Chinese and show the bottleneck that motivates attention in chapter 03_attention: one LSTM reads the source, and the decoder, a
-second LSTM, starts from the encoder's final (h, c) alone. Whatever the source says must fit
-into those n_layers * 2 * d_hidden numbers, however long the sentence. From the paper: the
-source is fed reversed (`reverse_source`, which shortens the distance between the first
-source and first target words) and every weight starts uniform in [-0.08, 0.08].
+Introduced in chapter 02c_encoder_decoder, which translates toy-world English stories to
+Chinese and shows the bottleneck that motivates attention in chapter 03_attention: one LSTM
+reads the source, and the decoder, a second LSTM, starts from the encoder's final (h, c)
+alone. Whatever the source says must fit into those n_layers * 2 * d_hidden numbers, however
+long the sentence. From the paper: the source is fed reversed (`reverse_source`, which
+shortens the distance between the first source and first target words) and every weight
+starts uniform in [-0.08, 0.08].
 
 Padding: sources are right-padded (`attention_mask`, True at real tokens, or `pad_id`), and
 the encoder runs on a packed sequence, so a padded row ends in the state it reaches alone;
@@ -46,7 +47,7 @@ def _whole(config: object, name: str, low: int = 1) -> None:
 
 @dataclass
 class Seq2SeqConfig:
-    """Sizes of an LSTM encoder-decoder. For chapter 02 (still to come)."""
+    """Sizes of an LSTM encoder-decoder. Introduced in chapter 02c_encoder_decoder."""
 
     src_vocab: int  # source token ids
     tgt_vocab: int  # target token ids
@@ -123,7 +124,7 @@ def _lstm(c: Seq2SeqConfig) -> nn.LSTM:
 class Seq2Seq(nn.Module):
     """LSTM encoder and LSTM decoder; the decoder starts from the encoder's final (h, c).
 
-    For chapter 02 (still to come). The target's padding (`config.pad_id`) is ignored by
+    Introduced in chapter 02c_encoder_decoder. The target's padding (`config.pad_id`) is ignored by
     the loss, so `ignore_index` is the padding id, as for `transformer.Transformer`."""
 
     is_encoder_decoder = True
@@ -182,7 +183,7 @@ class Seq2Seq(nn.Module):
                 targets: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
                 decoder_attention_mask: torch.Tensor | None = None) -> LSTMSeq2SeqOutput:
         """Teacher forcing: input_ids the source (batch, T_src), right-padded; decoder_input_ids
-        <bos> y1 .. y_{T-1} and targets y1 .. y_T <eos>, padded with pad_id (batch, T_tgt).
+        <bos> y1 .. y_T and targets y1 .. y_T <eos>, padded with pad_id (batch, T_tgt).
         Masks are True at real tokens. decoder_attention_mask is only checked: the decoder reads
         left to right, so right padding cannot reach a real position (tested)."""
         enc_out, state = self.encode(input_ids, attention_mask)

@@ -1,6 +1,6 @@
 """word2vec: skip-gram and CBOW with negative sampling, in PyTorch, small enough to read.
 
-Not yet used by a chapter: written for chapter 02's notebook on word vectors (still to come).
+Introduced in chapter 02b_word_vectors, which trains both models and compares them with gensim.
 Mikolov, Chen, Corrado & Dean (2013, "Efficient Estimation of Word Representations in Vector
 Space", arXiv 1301.3781) introduced the two models; Mikolov,
 Sutskever, Chen, Corrado & Dean (2013, "Distributed Representations of Words and Phrases and

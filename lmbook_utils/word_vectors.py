@@ -1,8 +1,8 @@
 """Count-based word vectors and the evaluations the toy world makes exact.
 
 Introduced in chapter 02_neural_lm, which looks at its models' embedding tables with
-`WordVectors`, `word_categories` and `pca_2d`; the rest is written for chapter 02's notebook on
-word vectors (still to come).
+`WordVectors`, `word_categories` and `pca_2d`; chapter 02b_word_vectors uses the rest (PPMI, SVD,
+the analogies, category precision, Procrustes and the bilingual lexicon).
 Two halves:
 
 - Vectors from counts: `cooccurrence_counts` (a symmetric window), `ppmi` (positive, shifted,

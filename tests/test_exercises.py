@@ -444,6 +444,402 @@ def test_neural_lm_checks_refuse_what_is_not_a_function():
             check("F.cross_entropy")
 
 
+# --- chapter 02b_word_vectors -----------------------------------------------------------------
+
+def sgns_pair_gradients_right(v, u_pos, u_neg):
+    import torch
+    g_pos, g_neg = torch.sigmoid(u_pos @ v) - 1, torch.sigmoid(u_neg @ v)
+    return g_pos * u_pos + g_neg @ u_neg, g_pos * v, g_neg[:, None] * v
+
+
+def ppmi_right(counts):
+    expected = counts.sum(1, keepdims=True) * counts.sum(0, keepdims=True) / counts.sum()
+    with np.errstate(divide="ignore"):
+        pmi = np.log(counts / expected)
+    return np.where(counts > 0, np.maximum(pmi, 0.0), 0.0)
+
+
+def procrustes_right(X, Y):
+    u, _, vt = np.linalg.svd(X.T @ Y)
+    return u @ vt
+
+
+def test_sgns_gradients_check(capsys):
+    import torch
+
+    assert ex.check_sgns_gradients(sgns_pair_gradients_right)
+    assert "✅" in capsys.readouterr().out
+    assert ex.check_sgns_gradients(lambda v, u, n: [g.numpy() for g in sgns_pair_gradients_right(v, u, n)])
+    capsys.readouterr()
+    right = sgns_pair_gradients_right
+    cases = [
+        (lambda v, u, n: tuple(-g for g in right(v, u, n)), "the signs are reversed"),
+        (lambda v, u, n: ((torch.sigmoid(u @ v) - 1) * u, *right(v, u, n)[1:]), "leaves out the noise words"),
+        (lambda v, u, n: (right(v, u, n)[0], torch.sigmoid(u @ v) * v, right(v, u, n)[2]),
+         "the derivative of -log σ(x) is σ(x) - 1, not σ(x)"),
+        (lambda v, u, n: (*right(v, u, n)[:2], (torch.sigmoid(n @ v) - 1)[:, None] * v),
+         "you treated it as a true context word"),
+        (lambda v, u, n: (*right(v, u, n)[:2], right(v, u, n)[2].T), "has shape (4, 3); it has the shape of what it "
+                                                                     "differentiates, (3, 4)"),
+        (lambda v, u, n: right(v, u, n)[:2], "return three gradients"),
+        (lambda v, u, n: (right(v, u, n)[0] * 1.1, *right(v, u, n)[1:]), "your grad_v is off, the largest difference"),
+        (lambda v, u, n: 1 / 0, "raised ZeroDivisionError"),
+    ]
+    for answer, message in cases:
+        assert not ex.check_sgns_gradients(answer)
+        out = capsys.readouterr().out
+        assert message in out and out.startswith("❌"), out
+
+
+def test_sgns_gradients_check_agrees_with_the_package():
+    """The reference of the check is the loss and closed-form gradients the package trains with."""
+    import torch
+
+    from lmbook_utils.word2vec import sgns_gradients, sgns_loss
+
+    gen = torch.Generator().manual_seed(0)
+    v, u = torch.randn(5, generator=gen, dtype=torch.float64), torch.randn(5, generator=gen, dtype=torch.float64)
+    n = torch.randn(3, 5, generator=gen, dtype=torch.float64)
+    gv, gu, gn = sgns_pair_gradients_right(v, u, n)
+    value, grad_h, grad_out = sgns_gradients(v[None], torch.cat([u[None], n]), torch.tensor([0]),
+                                             torch.arange(1, 4)[None])
+    assert value == pytest.approx(sgns_loss(v[None], u[None], n[None]).item())
+    torch.testing.assert_close(grad_h[0], gv)
+    torch.testing.assert_close(grad_out, torch.cat([gu[None], gn]))
+
+
+def test_ppmi_check(capsys):
+    import torch
+
+    from lmbook_utils import word_vectors as wv
+
+    assert ex.check_ppmi(ppmi_right) and "✅" in capsys.readouterr().out
+    assert ex.check_ppmi(lambda c: wv.ppmi(c, alpha=1.0))              # the package's plain PPMI
+    assert ex.check_ppmi(lambda c: torch.tensor(ppmi_right(c)))         # a tensor is accepted
+    capsys.readouterr()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cases = [
+            (lambda c: np.log(c * c.sum() / (c.sum(1, keepdims=True) * c.sum(0, keepdims=True))), "nan or inf"),
+            (lambda c: np.where(c > 0, np.log(np.where(c > 0, c * c.sum(), 1) / (c.sum(1, keepdims=True)
+                                                                               * c.sum(0, keepdims=True))), 0),
+             "you did not clip at 0"),
+            (lambda c: ppmi_right(c) / np.log(2), "in bits"),
+            (lambda c: wv.ppmi(c), "you smoothed the context distribution"),
+            (lambda c: ppmi_right(c)[:, :3], "has shape"),
+            (lambda c: ppmi_right(c) + 0.1, "your PPMI is off"),
+        ]
+        for answer, message in cases:
+            assert not ex.check_ppmi(answer)
+            out = capsys.readouterr().out
+            assert message in out and out.startswith("❌"), out
+
+
+def test_procrustes_check(capsys):
+    import scipy.linalg
+
+    assert ex.check_procrustes(procrustes_right) and "✅" in capsys.readouterr().out
+    assert ex.check_procrustes(lambda x, y: scipy.linalg.orthogonal_procrustes(x, y)[0])
+    capsys.readouterr()
+    cases = [
+        (lambda x, y: procrustes_right(x, y).T, "you returned the transpose"),
+        (lambda x, y: np.linalg.lstsq(x, y, rcond=None)[0], "the unconstrained least-squares map"),
+        (lambda x, y: x.T @ y, "your W is not orthogonal"),
+        (lambda x, y: np.eye(x.shape[1]), "your W is orthogonal, but"),
+        (lambda x, y: procrustes_right(x, y)[:2], "your W has shape (2, 4)"),
+        (lambda x, y: None, "could not be read as a tensor"),
+    ]
+    for answer, message in cases:
+        assert not ex.check_procrustes(answer)
+        out = capsys.readouterr().out
+        assert message in out and out.startswith("❌"), out
+
+
+def test_word_vectors_checks_refuse_what_is_not_a_function():
+    for check in (ex.check_sgns_gradients, ex.check_ppmi, ex.check_procrustes):
+        with pytest.raises(TypeError, match="fn must be a function"):
+            check("np.linalg.svd")
+
+
+# --- chapter 02c_encoder_decoder --------------------------------------------------------------
+
+def reverse_source_right(ids, lengths):
+    out = ids.clone()
+    for i, n in enumerate(lengths.tolist()):
+        out[i, :n] = ids[i, :n].flip(0)
+    return out
+
+
+def teacher_forcing_right(target_ids, bos_id, eos_id, pad_id, max_len):
+    import torch
+
+    def pad(row):
+        return row + [pad_id] * (max_len - len(row))
+
+    return (torch.tensor([pad([bos_id] + y) for y in target_ids]),
+            torch.tensor([pad(y + [eos_id]) for y in target_ids]))
+
+
+def brevity_penalty_right(hyp_len, ref_len):
+    if hyp_len >= ref_len:
+        return 1.0
+    return math.exp(1 - ref_len / hyp_len) if hyp_len > 0 else 0.0
+
+
+def test_reverse_source_check(capsys):
+    import torch
+
+    from lmbook_utils.seq2seq import reverse_real_tokens
+
+    def by_gather(ids, lengths):  # an index per position: reversed inside the row, itself after it
+        t = torch.arange(ids.shape[1])[None, :]
+        n = lengths[:, None]
+        return ids.gather(1, torch.where(t < n, n - 1 - t, t))
+
+    assert ex.check_reverse_source(reverse_source_right)
+    assert ex.check_reverse_source(reverse_real_tokens)
+    assert ex.check_reverse_source(by_gather)
+    assert ex.check_reverse_source(lambda ids, lengths: torch.stack(
+        [torch.cat([row[:n].flip(0), row[n:]]) for row, n in zip(ids, lengths.tolist())]))
+    assert "✅" in capsys.readouterr().out
+
+    def in_place(ids, lengths):
+        for i, n in enumerate(lengths.tolist()):
+            ids[i, :n] = ids[i, :n].flip(0).clone()
+        return ids
+
+    def zeros_then_fill(ids, lengths):
+        out = torch.zeros_like(ids)
+        for i, n in enumerate(lengths.tolist()):
+            out[i, :n] = ids[i, :n].flip(0)
+        return out
+
+    case = "for ids [[5, 8, 3, 9, 4, 7], [6, 2, 9, 0, 0, 0], [4, 0, 0, 0, 0, 0], [3, 7, 5, 8, 0, 0]] and " \
+           "lengths [6, 3, 1, 4]: "
+    cases = [
+        (lambda ids, lengths: ids.flip(1), case + "you reversed whole rows, padding included (ids.flip(1))"),
+        (lambda ids, lengths: ids.clone(), case + "you returned the rows unchanged"),
+        (lambda ids, lengths: ids.flip(0), case + "you reversed the order of the rows (dim 0)"),
+        (lambda ids, lengths: reverse_real_tokens(ids, lengths - 1),
+         case + "you reversed one token too few in each row (lengths[i] - 1)"),
+        (lambda ids, lengths: reverse_real_tokens(ids, (lengths + 1).clamp(max=ids.shape[1])),
+         case + "you reversed one token too many in each row (lengths[i] + 1)"),
+        (in_place, case + "your function changed ids in place (it is now [[7, 4, 9, 3, 8, 5], "),
+        (lambda ids, lengths: (lengths.add_(1), reverse_source_right(ids, lengths - 1))[1],
+         case + "your function changed lengths in place (it is now [7, 4, 2, 5])"),
+        (lambda ids, lengths: reverse_source_right(ids, lengths).float(),
+         case + "your answer has dtype torch.float32; keep ids' dtype, torch.int64"),
+        (lambda ids, lengths: reverse_source_right(ids, lengths).T,
+         case + "your answer has shape (6, 4), it needs ids' shape (4, 6): it is transposed"),
+        (lambda ids, lengths: torch.cat([row[:n].flip(0) for row, n in zip(ids, lengths.tolist())]),
+         case + "your answer has shape (14,), it needs ids' shape (4, 6): you returned the real tokens alone"),
+        (lambda ids, lengths: reverse_source_right(ids, lengths).tolist(),
+         case + "return a tensor like ids, of shape (4, 6); you returned a list"),
+        (zeros_then_fill, "for ids [[12, 7, 1, 1, 1], [9, 4, 11, 6, 3], [8, 10, 5, 1, 1]] and lengths [2, 5, 3]: "
+                          "the real tokens are right, but row 0's padding should stay as it was, [1, 1, 1]; "
+                          "yours is [0, 0, 0]"),
+        (lambda ids, lengths: reverse_source_right(ids, lengths) + (ids == 9),
+         case + "row 0 (lengths[0] = 6) should be [7, 4, 9, 3, 8, 5], yours is [7, 4, 9, 4, 8, 5]"),
+        (lambda ids, lengths: 1 / 0, case + "your function raised ZeroDivisionError"),
+    ]
+    for fn, message in cases:
+        assert not ex.check_reverse_source(fn), message
+        out = capsys.readouterr().out
+        assert "❌" in out and message in out, out
+
+
+def test_teacher_forcing_check(capsys):
+    import torch
+
+    def by_fill(target_ids, bos_id, eos_id, pad_id, max_len):  # tensors filled row by row
+        dec = torch.full((len(target_ids), max_len), pad_id)
+        tgt = torch.full((len(target_ids), max_len), pad_id)
+        for i, y in enumerate(target_ids):
+            dec[i, 0] = bos_id
+            dec[i, 1:len(y) + 1] = torch.tensor(y)
+            tgt[i, :len(y)] = torch.tensor(y)
+            tgt[i, len(y)] = eos_id
+        return dec, tgt
+
+    assert ex.check_teacher_forcing(teacher_forcing_right)
+    assert ex.check_teacher_forcing(by_fill)
+    assert ex.check_teacher_forcing(lambda *a: list(teacher_forcing_right(*a)))  # a list of the two
+    assert "✅" in capsys.readouterr().out
+
+    def build(dec_row, tgt_row, dec_pad=None, tgt_pad=None, left=False):
+        """Rows built by dec_row(y, bos, eos) and tgt_row(y, bos, eos), padded with dec_pad(pad, eos)
+        and tgt_pad(pad, eos) (pad_id when None), on the left when left."""
+        def fn(target_ids, bos, eos, pad, max_len):
+            def padded(row, value):
+                fill = [value] * (max_len - len(row))
+                return (fill + row if left else row + fill)[:max_len]
+            dp = pad if dec_pad is None else dec_pad(pad, eos)
+            tp = pad if tgt_pad is None else tgt_pad(pad, eos)
+            return (torch.tensor([padded(dec_row(y, bos, eos), dp) for y in target_ids]),
+                    torch.tensor([padded(tgt_row(y, bos, eos), tp) for y in target_ids]))
+        return fn
+
+    def dec(y, bos, eos):
+        return [bos] + y
+
+    def tgt(y, bos, eos):
+        return y + [eos]
+
+    def appends(target_ids, bos, eos, pad, max_len):  # y.append(eos): the caller's lists change
+        for y in target_ids:
+            y.append(eos)
+        return build(lambda y, b, e: [b] + y[:-1], lambda y, b, e: y)(target_ids, bos, eos, pad, max_len)
+
+    case = "for target_ids [[5, 9, 4], [7, 3], [8, 6, 10, 11, 5]], bos_id=1, eos_id=2, pad_id=0, max_len=8: "
+    case2 = "for target_ids [[9, 7], [11, 8, 10, 12], [6], [13, 9, 7, 6, 8]], bos_id=5, eos_id=4, pad_id=3, " \
+            "max_len=6: "
+    cases = [
+        (build(dec, dec), case + "your decoder input and your targets are the same: not shifted"),
+        (build(tgt, tgt), case + "your decoder input and your targets are the same: not shifted"),
+        (build(tgt, dec), case + "you returned (targets, decoder_input_ids), the wrong way round"),
+        (build(lambda y, b, e: [b] + y + [e], tgt), case + "your decoder input ends with eos_id: the decoder "
+                                                           "never reads eos_id"),
+        (build(lambda y, b, e: y, tgt), case + "your decoder input does not start with bos_id"),
+        (build(lambda y, b, e: [b] + y[:-1], tgt), case + "you left the last word y_T out of the decoder input"),
+        (build(lambda y, b, e: [e] + y, lambda y, b, e: y + [b]), case + "you swapped bos_id and eos_id"),
+        (build(dec, lambda y, b, e: [b] + y + [e]), case + "your targets start with bos_id: the decoder reads "
+                                                           "bos_id, it never has to predict it"),
+        (build(dec, lambda y, b, e: y), case + "your targets have no eos_id: the model would never learn to stop"),
+        (build(dec, tgt, tgt_pad=lambda pad, eos: -100),
+         case + "your targets are padded with -100: Seq2Seq's loss skips the targets equal to pad_id (its "
+                "ignore_index is config.pad_id, here 0)"),
+        (build(dec, tgt, tgt_pad=lambda pad, eos: eos),
+         case + "your targets are padded with 2 (eos_id), not with pad_id=0: the loss skips only the targets "
+                "equal to pad_id, so it would train the model to predict 2 at every padding position"),
+        (build(dec, tgt, tgt_pad=lambda pad, eos: 0), case2 + "your targets are padded with 0, not with pad_id=3"),
+        (build(dec, tgt, dec_pad=lambda pad, eos: 0), case2 + "your decoder input is padded with 0, not with "
+                                                              "pad_id=3"),
+        (build(dec, tgt, dec_pad=lambda pad, eos: -100),
+         case + "your decoder input is padded with -100, not with pad_id=0: nn.Embedding has no row -100"),
+        (build(dec, tgt, left=True), case + "your decoder input is padded on the left: pad on the right"),
+        (lambda *a: (teacher_forcing_right(*a)[0], build(dec, tgt, left=True)(*a)[1]),
+         case + "your targets are padded on the left"),
+        (lambda t, b, e, p, n: tuple(x[:, :6] for x in teacher_forcing_right(t, b, e, p, n)),
+         case + "your decoder input has shape (3, 6); it needs (batch, max_len) = (3, 8): you padded to the "
+                "longest sentence + 1 (6); pad every row to max_len"),
+        (lambda *a: tuple(x.T for x in teacher_forcing_right(*a)),
+         case + "your decoder input has shape (8, 3); it needs (batch, max_len) = (3, 8): it is transposed"),
+        (lambda *a: tuple(x.int() for x in teacher_forcing_right(*a)),
+         case + "your decoder input has dtype torch.int32; token ids are torch.long"),
+        (lambda *a: (teacher_forcing_right(*a)[0], teacher_forcing_right(*a)[1].tolist()),
+         case + "your targets are a list; return a tensor"),
+        (lambda *a: teacher_forcing_right(*a)[0], case + "return two tensors, (decoder_input_ids, targets); you "
+                                                         "returned a Tensor"),
+        (appends, case + "your function changed target_ids (it is now [[5, 9, 4, 2], [7, 3, 2], "
+                         "[8, 6, 10, 11, 5, 2]])"),
+        (lambda *a: (teacher_forcing_right(*a)[0], teacher_forcing_right(*a)[1] + 1),
+         case + "row 0 of your targets should be [5, 9, 4, 2, 0, 0, 0, 0], yours is [6, 10, 5, 3, 1, 1, 1, 1]"),
+        (lambda *a: 1 / 0, case + "your function raised ZeroDivisionError"),
+    ]
+    for fn, message in cases:
+        assert not ex.check_teacher_forcing(fn), message
+        out = capsys.readouterr().out
+        assert "❌" in out and message in out, out
+
+
+def test_brevity_penalty_check(capsys):
+    import numpy as np
+    import sacrebleu
+    import torch
+
+    assert ex.check_brevity_penalty(brevity_penalty_right)
+    assert ex.check_brevity_penalty(lambda h, r: sacrebleu.BLEU.compute_bleu([0] * 4, [0] * 4, h, r).bp)
+    assert ex.check_brevity_penalty(lambda h, r: np.float32(min(1.0, np.exp(1 - r / h))) if h else 0)
+    assert ex.check_brevity_penalty(  # a tensor; e^(1 - r/0) = e^-inf = 0 with no special case
+        lambda h, r: torch.exp(torch.clamp(1 - torch.tensor(float(r)) / torch.tensor(float(h)), max=0)))
+    assert "✅" in capsys.readouterr().out
+
+    def short(f):  # f for a hypothesis shorter than the reference, 1 otherwise, 0 when empty
+        return lambda h, r: 1.0 if h >= r else f(h, r) if h else 0.0
+
+    head = "for hyp_len=9, ref_len=12 the brevity penalty is 0.7165, yours is "
+    cases = [
+        (short(lambda h, r: math.exp(1 - h / r)),
+         head + "1.2840: you inverted the ratio, exp(1 - hyp_len/ref_len), which is above 1 for a short hypothesis"),
+        (lambda h, r: math.exp(1 - r / h) if h else 0.0,
+         "for hyp_len=12, ref_len=9 the brevity penalty is 1.0000, yours is 1.2840: you applied the penalty to "
+         "hypotheses longer than the reference too"),
+        (lambda h, r: math.exp(1 - max(h, r) / min(h, r)) if h else 0.0,
+         "you penalized hypotheses longer than the reference too: the brevity penalty is 1 when hyp_len >= ref_len"),
+        (short(lambda h, r: math.exp(r / h - 1)), head + "1.3956: you computed exp(ref_len/hyp_len - 1), which is "
+                                                         "above 1 for a short hypothesis"),
+        (lambda h, r: math.exp(r / h - 1) if h else 0.0, "you computed exp(ref_len/hyp_len - 1): the exponent is "
+                                                        "1 - ref_len/hyp_len"),
+        (lambda h, r: 100 * brevity_penalty_right(h, r), head + "71.6531: your penalty is a percentage: return a "
+                                                              "factor between 0 and 1"),
+        (short(lambda h, r: 1 - r / h), "you forgot the exp: 1 - ref_len/hyp_len is the log of the penalty"),
+        (short(lambda h, r: h / r), "you returned hyp_len/ref_len"),
+        (short(lambda h, r: math.exp(1 - r // h)), "you used integer division, ref_len // hyp_len"),
+        (lambda h, r: 1.0 if h >= r else math.exp(1 - r / h),
+         "for hyp_len=0, ref_len=7: your function raised ZeroDivisionError: division by zero"),
+        (lambda h, r: 1.0 if h >= r or h == 0 else math.exp(1 - r / h),
+         "for hyp_len=0, ref_len=7 you returned 1.0: the penalty of an empty hypothesis is 0"),
+        (lambda h, r: 0.99 * brevity_penalty_right(h, r), head + "0.7094: it is 1 when hyp_len >= ref_len, else "
+                                                               "exp(1 - ref_len/hyp_len)"),
+        (lambda h, r: True, "for hyp_len=9, ref_len=12: you returned True: return the penalty, a number"),
+        (lambda h, r: None, "for hyp_len=9, ref_len=12: your answer could not be read as a tensor of numbers"),
+        (lambda h, r: [1.0, 0.5], "for hyp_len=9, ref_len=12: your answer has shape (2,); return one number"),
+    ]
+    for fn, message in cases:
+        assert not ex.check_brevity_penalty(fn), message
+        out = capsys.readouterr().out
+        assert "❌" in out and message in out, out
+
+
+def test_encoder_decoder_checks_agree_with_the_package():
+    """The references are what the package does: Seq2Seq's reversed source is reverse_source_right's,
+    its loss reads teacher_forcing_right's decoder input and targets and skips their padding (and
+    refuses -100), and sacrebleu's corpus BLEU applies brevity_penalty_right's penalty."""
+    import sacrebleu
+    import torch
+    import torch.nn.functional as F
+
+    from lmbook_utils.seq2seq import Seq2Seq, Seq2SeqConfig
+
+    torch.manual_seed(0)
+    reversing = Seq2Seq(Seq2SeqConfig.tiny()).eval()
+    plain = Seq2Seq(Seq2SeqConfig.tiny(reverse_source=False)).eval()
+    plain.load_state_dict(reversing.state_dict())
+    src = torch.tensor([[3, 4, 5, 6, 7], [8, 9, 10, 0, 0], [5, 0, 0, 0, 0]])
+    lengths = (src != 0).sum(1)
+    for a, b in zip(reversing.encode(src)[1], plain.encode(reverse_source_right(src, lengths))[1]):
+        assert torch.allclose(a, b, atol=1e-6)
+
+    target_ids = [[3, 4, 5], [6, 7], [8, 9, 10, 11]]
+    dec, tgt = teacher_forcing_right(target_ids, 1, 2, reversing.config.pad_id, 6)
+    out = reversing(src, dec, tgt)
+    keep = tgt != reversing.ignore_index
+    assert int(keep.sum()) == sum(len(y) + 1 for y in target_ids)
+    assert torch.allclose(out.loss, F.cross_entropy(out.logits[keep], tgt[keep]))
+    with pytest.raises(IndexError, match="Target -100 is out of bounds"):  # what the check's -100 message says
+        reversing(src, dec, tgt.masked_fill(~keep, -100))
+
+    hyp, ref = "猫坐在", "猫坐在垫子上"  # tokenize="zh" scores Chinese by character: 3 against 6
+    assert sacrebleu.corpus_bleu([hyp], [[ref]], tokenize="zh").bp == pytest.approx(brevity_penalty_right(3, 6))
+    assert sacrebleu.corpus_bleu([ref], [[hyp]], tokenize="zh").bp == brevity_penalty_right(6, 3) == 1.0
+
+
+def test_encoder_decoder_checks_report_an_answer_on_the_meta_device(capsys):
+    import torch
+
+    meta = torch.device("meta")
+    for check, answer in [(ex.check_reverse_source, lambda ids, lengths: ids.to(meta)),
+                          (ex.check_teacher_forcing, lambda *a: tuple(x.to(meta) for x in teacher_forcing_right(*a))),
+                          (ex.check_brevity_penalty, lambda h, r: torch.tensor(1.0, device=meta))]:
+        assert check(answer) is False
+        assert "meta" in capsys.readouterr().out
+
+
+def test_encoder_decoder_checks_refuse_what_is_not_a_function():
+    for check in (ex.check_reverse_source, ex.check_teacher_forcing, ex.check_brevity_penalty):
+        with pytest.raises(TypeError, match="fn must be a function"):
+            check("ids.flip(1)")
+
+
 # --- chapter 03_attention ---------------------------------------------------------------------
 
 def attention_right(q, k, v, mask=None):
@@ -1155,7 +1551,8 @@ def test_electra_ablations_checks_report_an_answer_on_the_meta_device(capsys):
 def test_every_check_is_reexported_from_its_chapter_module():
     import importlib
 
-    chapters = {"ch00_introduction": 3, "ch01_ngram": 3, "ch02_neural_lm": 3, "ch03_attention": 2,
+    chapters = {"ch00_introduction": 3, "ch01_ngram": 3, "ch02_neural_lm": 3, "ch02b_word_vectors": 3, "ch02c_encoder_decoder": 3,
+                "ch03_attention": 2,
                 "ch04_transformer": 2, "ch05_bert": 3, "ch06_gpt": 3, "ch07_xlnet": 3,
                 "ch08_electra": 3, "ch08b_electra_ablations": 3}
     seen = []
@@ -1166,7 +1563,7 @@ def test_every_check_is_reexported_from_its_chapter_module():
             assert getattr(ex, check) is getattr(module, check)
             assert f"Introduced in chapter {name[2:]}" in getattr(module, check).__doc__
         seen += module.__all__
-    assert sorted(seen) == sorted(ex.__all__) and len(set(seen)) == len(seen) == 28
+    assert sorted(seen) == sorted(ex.__all__) and len(set(seen)) == len(seen) == 34
     assert set(ex.__all__) <= set(dir(ex))
     with pytest.raises(AttributeError, match="has no attribute 'check_nothing'; the checks are"):
         ex.check_nothing

@@ -43,6 +43,17 @@ ALLOWED: dict[str, dict[str, str]] = {
         "24%": "Bengio et al. (2003): perplexity lower than the best n-gram model's on the Brown corpus",
         "50%": "Mikolov et al. (2010): perplexity reduction of a mixture of RNN LMs against a backoff model",
     },
+    "02b_word_vectors": {
+        "0.75": "Mikolov et al. (2013b, NeurIPS): the exponent of the noise distribution, unigram^0.75",
+    },
+    "02c_encoder_decoder": {
+        "34.8": "Sutskever et al. (2014): WMT'14 English-French BLEU of an ensemble of five LSTMs",
+        "33.3": "Sutskever et al. (2014): BLEU of the phrase-based baseline",
+        "5.8": "Sutskever et al. (2014), section 3.3: test perplexity without source reversal",
+        "4.7": "Sutskever et al. (2014), section 3.3: test perplexity with source reversal",
+        "25.9": "Sutskever et al. (2014), section 3.3: BLEU without source reversal",
+        "30.6": "Sutskever et al. (2014), section 3.3: BLEU with source reversal",
+    },
     "04_transformer": {
         "28.4": "Vaswani et al. (2017): WMT 2014 English-German BLEU",
         "41.8": "Vaswani et al. (2017): WMT 2014 English-French BLEU",

@@ -1,4 +1,4 @@
-"""Tests for lmbook_utils.word2vec (chapter 02_neural_lm).
+"""Tests for lmbook_utils.word2vec (chapter 02b_word_vectors).
 
 Hand-worked values use math.log and explicit dot products; gradients are checked against
 autograd; the subsampling and noise tables, the 3CosAdd answers and the trained neighbours

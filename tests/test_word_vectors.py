@@ -1,4 +1,4 @@
-"""Tests for lmbook_utils.word_vectors (chapter 02_neural_lm).
+"""Tests for lmbook_utils.word_vectors (chapters 02_neural_lm and 02b_word_vectors).
 
 Expected values are worked out by hand with math.log, computed by another library (scipy's
 orthogonal Procrustes, numpy's eigh for PCA), planted (a known rotation), or read from the

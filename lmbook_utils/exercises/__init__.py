@@ -8,7 +8,7 @@ also grade a batch of submissions. Checks never raise on a wrong answer: an
 exception in the learner's code is reported as a message too.
 
 One module per chapter (``ch00_introduction`` ... ``ch08_electra``,
-``ch08b_electra_ablations``), each importing only what its own checks need;
+``ch02b_word_vectors``, ``ch08b_electra_ablations``), each importing only what its own checks need;
 ``_common`` holds what they share. Chapters call ``exercises.check_xxx(...)``:
 this package re-exports every check and imports a chapter's module only when one
 of its checks is first used, so chapter 00 does not load torch or the transformer
@@ -31,6 +31,12 @@ _MODULE_OF = {
     "check_lm_metrics": "ch02_neural_lm",
     "check_elman_step": "ch02_neural_lm",
     "check_lstm_lm_parameters": "ch02_neural_lm",
+    "check_sgns_gradients": "ch02b_word_vectors",
+    "check_ppmi": "ch02b_word_vectors",
+    "check_procrustes": "ch02b_word_vectors",
+    "check_reverse_source": "ch02c_encoder_decoder",
+    "check_teacher_forcing": "ch02c_encoder_decoder",
+    "check_brevity_penalty": "ch02c_encoder_decoder",
     "check_attention": "ch03_attention",
     "check_causal_mask": "ch03_attention",
     "check_positional_encoding": "ch04_transformer",
@@ -58,6 +64,8 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ imports
     from .ch00_introduction import check_apply_merges, check_learn_bpe, check_toy_probability
     from .ch01_ngram import check_add_k, check_bigram_mle, check_perplexity
     from .ch02_neural_lm import check_elman_step, check_lm_metrics, check_lstm_lm_parameters
+    from .ch02b_word_vectors import check_ppmi, check_procrustes, check_sgns_gradients
+    from .ch02c_encoder_decoder import check_brevity_penalty, check_reverse_source, check_teacher_forcing
     from .ch03_attention import check_attention, check_causal_mask
     from .ch04_transformer import check_label_smoothing, check_positional_encoding
     from .ch05_bert import check_bert_input, check_head_score, check_mask_decision

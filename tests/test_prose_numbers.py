@@ -45,6 +45,7 @@ ALLOWED: dict[str, dict[str, str]] = {
     },
     "02b_word_vectors": {
         "0.75": "Mikolov et al. (2013b, NeurIPS): the exponent of the noise distribution, unigram^0.75",
+        "50%": "Mikolov et al. (2010): perplexity reduction of a mixture of RNN LMs against a backoff model",
     },
     "02c_encoder_decoder": {
         "34.8": "Sutskever et al. (2014): WMT'14 English-French BLEU of an ensemble of five LSTMs",

@@ -36,15 +36,18 @@ The modules, each depending only on the ones before it:
 - `sampling`: how the grammar writes a sentence or a story (private helpers);
 - `parsing`: exact probabilities by parsing (`log_prob`, `story_log_prob`, `grammar_shares`);
 - `corpus`: sentences, stories, `entropy_floor`, `ToyCorpus` and `generate_corpus`;
-- `views`: labeled examples for tasks (sentiment, NSP, translation, coreference, ...).
+- `views`: labeled examples for tasks (sentiment, NSP, translation, coreference, ...);
+- `app_views`: for the coming chapter 09, facts as triples and a knowledge graph, an FAQ,
+  preferences, out-of-scope intents and polarity-flipped story pairs.
 Everything public is imported here: ``from lmbook_utils import toyworld as tw; tw.generate_corpus()``.
 What measures a trained model against the grammar is in `lmbook_utils.probes`.
 """
 
-from . import corpus, grammar, parsing, sampling, views
+from . import app_views, corpus, grammar, parsing, sampling, views
 from .corpus import *  # noqa: F401,F403
 from .grammar import *  # noqa: F401,F403
 from .parsing import *  # noqa: F401,F403
 from .views import *  # noqa: F401,F403
+from .app_views import *  # noqa: F401,F403
 
-__all__ = [*grammar.__all__, *parsing.__all__, *corpus.__all__, *views.__all__]
+__all__ = [*grammar.__all__, *parsing.__all__, *corpus.__all__, *views.__all__, *app_views.__all__]

@@ -26,8 +26,9 @@ training loop, plots and exercise checks from here, one module per idea:
   and a discriminator equal to Hugging Face's, the FLOPs of a training step, and extractive
   question answering with SQuAD's metric (chapter 08_electra); the paper's MLM ablations,
   Replace MLM and All-Tokens MLM (08b_electra_ablations);
-- ``calibration`` and ``ranking``: calibration error and temperature scaling; retrieval and
-  link-prediction metrics (for the coming chapter 09); ``dedup``: exact and near-duplicate
+- ``calibration``, ``ranking``, ``retrieval`` and ``kg``: calibration error and temperature
+  scaling; retrieval and link-prediction metrics; BM25 equal to rank-bm25's, dense retrieval,
+  TransE link prediction (for the coming chapter 09); ``dedup``: exact and near-duplicate
   removal with MinHash and LSH (for the coming chapter 10);
 - ``probes``: what a trained model knows about the grammar (head accuracy, induction scores);
 - ``fewshot`` and ``textstats``: few-shot prompts and measures of generated text (chapter 06_gpt);

@@ -15,6 +15,10 @@ Introduced in chapter 02_neural_lm, which trains both on the toy world.
   the same forward values, but the recurrent state is detached every k steps, so no gradient
   flows further back than k tokens.
 
+`token_log2_probs` scores a text token by token, and `interpolate_log2` with
+`interpolation_weight` mixes two models' per-token probabilities, a neural LM with an n-gram
+one (chapter 02b_word_vectors, on the Python documentation).
+
 Both follow `modeling`'s contract (`forward(input_ids, targets)` -> output with `logits` and
 `loss`) and are `decoding.Decodable`. An RNN's cache for `decoding.generate` is its state: a
 fixed size however long the text, where a Transformer's key-value cache grows with it.
@@ -26,7 +30,9 @@ reads a later one.
 from __future__ import annotations
 
 from dataclasses import dataclass
+import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -34,7 +40,7 @@ from torch import nn
 from .modeling import IGNORE_INDEX, ModelOutput, check_attention_mask, check_input_ids, check_targets
 
 __all__ = ["NPLMConfig", "NPLM", "RNNLMConfig", "RNNLM", "RNNLMOutput", "RecurrentState", "CELLS",
-           "gradient_norms_by_distance"]
+           "gradient_norms_by_distance", "token_log2_probs", "interpolate_log2", "interpolation_weight"]
 
 CELLS = ("rnn", "lstm")
 
@@ -327,3 +333,36 @@ def _scatter_window_grads(model: NPLM, ids: torch.Tensor, g: torch.Tensor) -> to
     out = out[:, n - 1:].clone()
     out[:, 0] += first
     return out
+
+
+@torch.no_grad()
+def token_log2_probs(model: nn.Module, ids) -> np.ndarray:
+    """(len(ids) - 1,): log2 p(ids[t] | ids[:t]) for t = 1 .. end, the model reading ids as one
+    text (an RNN's state carries across everything before). Per-token values, not a mean, so
+    two models' probabilities can be mixed token by token (`interpolate_log2`)."""
+    ids = torch.as_tensor(ids, dtype=torch.long, device=next(model.parameters()).device)
+    if ids.dim() != 1 or len(ids) < 2:
+        raise ValueError(f"ids must be one sequence of at least 2 token ids, got shape {tuple(ids.shape)}")
+    model.eval()
+    logp = model(ids[None, :-1]).logits[0].log_softmax(-1)
+    return (logp.gather(-1, ids[1:, None])[:, 0] / math.log(2)).cpu().numpy()
+
+
+def interpolate_log2(lam: float, log2_a, log2_b) -> np.ndarray:
+    """log2 of lam p_a + (1 - lam) p_b at every token: the linear interpolation of two whole
+    models (Jelinek-Mercer's mixture, used by Mikolov et al. 2010 for RNN and n-gram LMs)."""
+    a, b = np.asarray(log2_a, dtype=float), np.asarray(log2_b, dtype=float)
+    if a.shape != b.shape:
+        raise ValueError(f"log2_a and log2_b must score the same tokens, got shapes {a.shape} and {b.shape}")
+    if isinstance(lam, bool) or not isinstance(lam, (int, float, np.floating)) or not 0.0 <= lam <= 1.0:
+        raise ValueError(f"lam must be a number in [0, 1], got {lam!r}")
+    return np.log2(lam * 2 ** a + (1 - lam) * 2 ** b)
+
+
+def interpolation_weight(log2_a, log2_b, n_grid: int = 41) -> float:
+    """The lam on an even grid over [0, 1] that maximizes the mean log-probability of the
+    mixture: choose it on validation text, never on the test text it is reported on."""
+    if isinstance(n_grid, bool) or not isinstance(n_grid, int) or n_grid < 2:
+        raise ValueError(f"n_grid must be an int >= 2, got {n_grid!r}")
+    lams = np.linspace(0, 1, n_grid)
+    return float(lams[np.argmin([-interpolate_log2(float(lam), log2_a, log2_b).mean() for lam in lams])])

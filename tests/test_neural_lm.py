@@ -7,7 +7,10 @@ import torch
 import torch.nn.functional as F
 
 from lmbook_utils.decoding import beam_search, generate
-from lmbook_utils.neural_lm import NPLM, RNNLM, NPLMConfig, RNNLMConfig, gradient_norms_by_distance
+import numpy as np
+
+from lmbook_utils.neural_lm import (NPLM, RNNLM, NPLMConfig, RNNLMConfig, gradient_norms_by_distance,
+                                   interpolate_log2, interpolation_weight, token_log2_probs)
 
 
 def _ids(batch=3, length=9, vocab=23, seed=0):
@@ -243,3 +246,43 @@ def test_gradient_norms_need_two_positions():
     with pytest.raises(ValueError, match="bptt applies to an RNNLM only"):
         gradient_norms_by_distance(_model("nplm"), _ids(2, 4), bptt=2)
     assert math.isfinite(float(gradient_norms_by_distance(_model("rnn"), _ids(2, 4)).sum()))
+
+
+# --- scoring a text token by token, and mixing two models -----------------------------------------
+
+def test_token_log2_probs_equal_per_token_cross_entropy():
+    torch.manual_seed(0)
+    model = RNNLM(RNNLMConfig.tiny(vocab_size=11, tie_weights=True))
+    ids = [3, 1, 4, 1, 5, 9, 2, 6]
+    with torch.no_grad():
+        logits = model.eval()(torch.tensor([ids[:-1]])).logits[0]
+    nats = F.cross_entropy(logits, torch.tensor(ids[1:]), reduction="none")      # -ln p, independently
+    np.testing.assert_allclose(token_log2_probs(model, ids), -(nats / math.log(2)).numpy(), rtol=1e-6)
+    # one stream: the 5th token's probability depends on all four before it, not a window
+    changed = token_log2_probs(model, [7] + ids[1:])
+    assert changed[3] != pytest.approx(token_log2_probs(model, ids)[3], abs=1e-9)
+    with pytest.raises(ValueError, match="ids"):
+        token_log2_probs(model, [3])
+
+
+def test_interpolate_log2_by_hand():
+    a, b = np.log2([0.5, 0.1]), np.log2([0.1, 0.9])
+    # 0.25 * 0.5 + 0.75 * 0.1 = 0.2 and 0.25 * 0.1 + 0.75 * 0.9 = 0.7
+    np.testing.assert_allclose(interpolate_log2(0.25, a, b), np.log2([0.2, 0.7]))
+    np.testing.assert_allclose(interpolate_log2(1, a, b), a)
+    np.testing.assert_allclose(interpolate_log2(0.0, a, b), b)
+    with pytest.raises(ValueError, match="lam"):
+        interpolate_log2(1.5, a, b)
+    with pytest.raises(ValueError, match="same tokens"):
+        interpolate_log2(0.5, a, b[:1])
+
+
+def test_interpolation_weight_finds_the_share_of_tokens_a_gets_right():
+    # a gives probability 1 on a quarter of the tokens and 0 elsewhere, b the reverse: the mixture
+    # gives lam or 1 - lam, and 0.25 log lam + 0.75 log(1 - lam) is largest at lam = 0.25 (on the grid)
+    a = np.log2(np.array([1.0] * 10 + [1e-300] * 30))
+    b = np.log2(np.array([1e-300] * 10 + [1.0] * 30))
+    assert interpolation_weight(a, b) == pytest.approx(0.25)
+    assert interpolation_weight(b, a) == pytest.approx(0.75)
+    with pytest.raises(ValueError, match="n_grid"):
+        interpolation_weight(a, b, n_grid=1)

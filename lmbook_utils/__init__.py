@@ -25,7 +25,8 @@ training loop, plots and exercise checks from here, one module per idea:
 - ``electra``, ``electra_hf``, ``flops`` and ``qa``: replaced-token detection with a generator
   and a discriminator equal to Hugging Face's, the FLOPs of a training step, and extractive
   question answering with SQuAD's metric (chapter 08_electra); the paper's MLM ablations,
-  Replace MLM and All-Tokens MLM (08b_electra_ablations);
+  Replace MLM and All-Tokens MLM (08b_electra_ablations); ``replaced_token_probes``: the trained
+  discriminator next to the optimal one the grammar makes computable (08 and 08c);
 - ``calibration``, ``ranking``, ``retrieval`` and ``kg``: calibration error and temperature
   scaling; retrieval and link-prediction metrics; BM25 equal to rank-bm25's, dense retrieval,
   TransE link prediction (for the coming chapter 09); ``dedup``: exact and near-duplicate

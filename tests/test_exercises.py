@@ -1546,6 +1546,316 @@ def test_electra_ablations_checks_report_an_answer_on_the_meta_device(capsys):
         assert check(answer) is False
         assert "meta" in capsys.readouterr().out
 
+# --- chapter 08c_electra_longer_chinese -------------------------------------------------------
+
+def auc_right(replaced_scores, original_scores):
+    r = np.asarray(replaced_scores, dtype=float)[:, None]
+    o = np.asarray(original_scores, dtype=float)[None, :]
+    return float(((r > o).sum() + 0.5 * (r == o).sum()) / (r.size * o.size))
+
+
+def answer_tokens_right(question, context, answer_start, answer_end):
+    offset = 1 + len(question) + 1  # [CLS], the question, [SEP]
+    return offset + answer_start, offset + answer_end - 1
+
+
+_ZH_MARKS = "。，？！、；：“”（）"
+
+
+def _zh_chars(s):
+    return "".join(ch for ch in s if ch not in _ZH_MARKS and not ch.isspace())
+
+
+def _longest_run(a, b):
+    return max((j - i for i in range(len(a)) for j in range(i + 1, len(a) + 1) if a[i:j] in b), default=0)
+
+
+def char_f1_right(prediction, truth):
+    p, t = _zh_chars(prediction), _zh_chars(truth)
+    overlap = _longest_run(p, t)
+    if overlap == 0:
+        return 0.0
+    precision, recall = overlap / len(p), overlap / len(t)
+    return 2 * precision * recall / (precision + recall)
+
+
+def test_electra_longer_chinese_auc_check(capsys):
+    import torch
+
+    def pairs(r, o):
+        return np.asarray(r, dtype=float)[:, None], np.asarray(o, dtype=float)[None, :]
+
+    def ties_zero(r, o):
+        r, o = pairs(r, o)
+        return float((r > o).mean())
+
+    def ties_one(r, o):
+        r, o = pairs(r, o)
+        return float((r >= o).mean())
+
+    def undivided(r, o):
+        r, o = pairs(r, o)
+        return float((r > o).sum() + 0.5 * (r == o).sum())
+
+    def accuracy(r, o):
+        r, o = np.asarray(r), np.asarray(o)
+        return float(((r > 0.5).sum() + (o <= 0.5).sum()) / (len(r) + len(o)))
+
+    def in_torch(r, o):  # a torch answer: fine, a 0-d tensor is one number
+        r, o = torch.as_tensor(r, dtype=torch.float64), torch.as_tensor(o, dtype=torch.float64)
+        return ((r[:, None] > o).double().mean() + 0.5 * (r[:, None] == o).double().mean())
+
+    assert ex.check_auc(auc_right)
+    assert "✅" in capsys.readouterr().out
+    assert ex.check_auc(in_torch)
+    assert ex.check_auc(lambda r, o: np.float32(auc_right(r, o)))  # float32 precision is enough
+    assert "✅" in capsys.readouterr().out
+    assert not ex.check_auc(lambda r, o: auc_right(o, r))
+    assert ("for replaced scores [0.9, 0.8, 0.3] and original scores [0.1, 0.4, 0.2, 0.7] (Python lists, no "
+            "ties) your AUC is 0.1667, the right one 0.8333 = 1 - 0.8333: the probability that an original "
+            "token scores above a replaced one") in capsys.readouterr().out
+    assert not ex.check_auc(ties_zero)
+    assert ("(NumPy arrays, with ties) your AUC is 0.5556, the right one 0.7222: you counted a tie as 0 (only "
+            "replaced > original); a tie (the same score for a replaced and an original token, 3 of the 9 pairs "
+            "here) counts one half") in capsys.readouterr().out
+    assert not ex.check_auc(ties_one)
+    assert "your AUC is 0.8889, the right one 0.7222: you counted a tie as 1 (replaced >= original)" \
+        in capsys.readouterr().out
+    assert not ex.check_auc(lambda r, o: ties_zero(o, r))
+    out = capsys.readouterr().out  # the first case has no ties: it reads as swapped
+    assert "= 1 - 0.8333" in out and "(replaced_scores, original_scores), in this order" in out
+    assert not ex.check_auc(lambda r, o: ties_zero(o, r) if len(r) != 3 or r[0] != 0.9 else auc_right(r, o))
+    assert "you swapped the two arguments (this counts the pairs where the original token scores higher) and " \
+           "counted a tie as 0" in capsys.readouterr().out
+    assert not ex.check_auc(undivided)
+    assert ("your AUC is 10.0000, outside [0, 1]; it is a probability: the number of (replaced, original) pairs "
+            "where the replaced score is higher, a tie counting one half, divided by the number of pairs, 3 x 4 "
+            "= 12. You returned the count of pairs, 10, undivided.") in capsys.readouterr().out
+    assert not ex.check_auc(lambda r, o: 2 * auc_right(r, o) - 0.5)
+    assert "your AUC is 1.1667, outside [0, 1]" in capsys.readouterr().out
+    assert not ex.check_auc(accuracy)
+    assert "your AUC is 0.7143, the right one 0.8333: that is the accuracy of thresholding the scores at 0.5" \
+        in capsys.readouterr().out
+    assert not ex.check_auc(lambda r, o: auc_right(r, o) + 0.01)
+    assert ("your AUC is 0.8433, the right one 0.8333: it is the fraction of (replaced, original) pairs where the "
+            "replaced token's score is the higher one, a tie counting one half (10 of the 12 pairs have the "
+            "replaced score higher and 0 are tied: (10 + 0/2) / 12)") in capsys.readouterr().out
+    assert not ex.check_auc(lambda r, o: auc_right(r, o) if isinstance(r, list) else 0.5)  # the constant case
+    assert "(NumPy arrays, with ties) your AUC is 0.5000, the right one 0.7222" in capsys.readouterr().out
+    assert not ex.check_auc(lambda r, o: auc_right(r, o) if not isinstance(r, torch.Tensor) else r.numpy()[100])
+    out = capsys.readouterr().out  # the tensors come last, and are named
+    assert "(torch float32 tensors, as the chapter's discriminator returns them)" in out and "IndexError" in out
+    assert not ex.check_auc(lambda r, o: np.asarray(r)[:, None] > np.asarray(o))
+    assert "your function returned a bool array of shape (3, 4); return one number" in capsys.readouterr().out
+    assert not ex.check_auc(lambda r, o: None)
+    assert "returned None (NoneType); return one number: the AUC, a probability in [0, 1]" \
+        in capsys.readouterr().out
+    assert not ex.check_auc(lambda r, o: sum(r) / sum(o) / 0)
+    out = capsys.readouterr().out
+    assert out.startswith("❌ for replaced scores [0.9") and "your function raised ZeroDivisionError" in out
+
+
+def test_electra_longer_chinese_auc_check_agrees_with_sklearn():
+    from sklearn.metrics import roc_auc_score
+
+    from lmbook_utils.exercises.ch08c_electra_longer_chinese import _auc_cases
+
+    for _, r, o in _auc_cases():
+        r, o = np.asarray(r, dtype=float), np.asarray(o, dtype=float)
+        labels = np.r_[np.ones(len(r)), np.zeros(len(o))]
+        assert auc_right(r, o) == pytest.approx(roc_auc_score(labels, np.r_[r, o]))
+    assert auc_right([0.3] * 4, [0.3] * 5) == 0.5  # a constant discriminator, whatever its loss
+
+
+def test_electra_longer_chinese_answer_tokens_check(capsys):
+    import torch
+
+    def searched(question, context, answer_start, answer_end):  # the first occurrence of the answer's text
+        tokens, answer = ["[CLS]", *question, "[SEP]", *context, "[SEP]"], context[answer_start:answer_end]
+        first = next(i for i in range(len(tokens)) if "".join(tokens[i:i + len(answer)]) == answer)
+        return first, first + len(answer) - 1
+
+    def context_searched(question, context, answer_start, answer_end):
+        first = len(question) + 2 + context.find(context[answer_start:answer_end])
+        return first, first + answer_end - answer_start - 1
+
+    assert ex.check_answer_tokens(answer_tokens_right)
+    assert "✅" in capsys.readouterr().out
+    assert ex.check_answer_tokens(lambda q, c, s, e: list(answer_tokens_right(q, c, s, e)))
+    assert ex.check_answer_tokens(lambda q, c, s, e: torch.tensor(answer_tokens_right(q, c, s, e)))
+    assert ex.check_answer_tokens(lambda q, c, s, e: tuple(np.array(answer_tokens_right(q, c, s, e))))
+    assert "✅" in capsys.readouterr().out
+    case = ("for question '鲍勃读了什么？', context '鲍勃读了一本书。' and the answer '一本书' (answer_start=4, "
+            "answer_end=7)")
+    layout = ("the input is [CLS], the question's 7 characters, [SEP], then the context, so the context's "
+              "character i is token 7 + 2 + i = 9 + i, and the answer is tokens 13 to 15")
+    assert not ex.check_answer_tokens(lambda q, c, s, e: (len(q) + 1 + s, len(q) + e))  # [CLS] forgotten
+    assert (f"{case}: your positions are (12, 14), which read '了一本', one token too early: {layout}. Did you "
+            "forget [CLS] at position 0, or the [SEP] after the question?") in capsys.readouterr().out
+    assert not ex.check_answer_tokens(lambda q, c, s, e: (1 + len(q) + s, 1 + len(q) + e - 1))  # [SEP] forgotten
+    assert "one token too early" in capsys.readouterr().out
+    assert not ex.check_answer_tokens(lambda q, c, s, e: (len(q) + s, len(q) + e - 1))  # both
+    assert (f"{case}: your positions are (11, 13), which read '读了一', two tokens too early: you forgot both "
+            "[CLS] at position 0 and the [SEP] after the question") in capsys.readouterr().out
+    assert not ex.check_answer_tokens(lambda q, c, s, e: (len(q) + 2 + s, len(q) + 2 + e))  # last exclusive
+    assert (f"{case}: your positions are (13, 16), which read '一本书。': your last is one past the answer; last "
+            "is inclusive, the position of the answer's last character, answer_end - 1 in the context "
+            "(answer_end is one past it): (13, 15)") in capsys.readouterr().out
+    assert not ex.check_answer_tokens(lambda q, c, s, e: (len(q) + 1 + s, len(q) + 1 + e))  # both mistakes
+    assert "your positions are (12, 15), which read '了一本书': two mistakes. Your first is one token too early" \
+        in capsys.readouterr().out
+    assert not ex.check_answer_tokens(lambda q, c, s, e: (len(q) + 3 + s, len(q) + 3 + e - 1))
+    assert "one token too late" in capsys.readouterr().out
+    assert not ex.check_answer_tokens(lambda q, c, s, e: (s, e - 1))
+    assert "those are offsets in the context, not positions in the input" in capsys.readouterr().out
+    assert not ex.check_answer_tokens(lambda q, c, s, e: answer_tokens_right(q, c, s, e)[::-1])
+    assert "first and last are swapped; return (first, last) = (13, 15)" in capsys.readouterr().out
+    assert not ex.check_answer_tokens(searched)
+    assert ("for question '亨利去了市场还是花园？', context '亨利去了花园。' and the answer '花园' (answer_start=4, "
+            "answer_end=6): your positions are (9, 10), which read '花园': you searched for the answer '花园' and "
+            "found it in the question, at token 9") in capsys.readouterr().out
+    assert not ex.check_answer_tokens(context_searched)
+    assert ("your positions are (10, 11), which read '公园': you searched for the answer '公园' and found it "
+            "earlier in the context, at token 10; the answer is the occurrence at context offset 12") \
+        in capsys.readouterr().out
+    assert not ex.check_answer_tokens(lambda q, c, s, e: answer_tokens_right(q, c, s, e) if s != 5 else (0, 0))
+    out = capsys.readouterr().out  # the answer at the very end of the context
+    assert "context '莉莉看见了一只白猫'" in out and "the answer is tokens 15 to 18" in out
+    assert not ex.check_answer_tokens(lambda q, c, s, e: answer_tokens_right(q, c, s, e)[0])
+    assert (f"{case} your function returned 13 (int); return a pair (first, last), the token positions of the "
+            "answer's first and last characters: (13, 15) here") in capsys.readouterr().out
+    assert not ex.check_answer_tokens(lambda q, c, s, e: (*answer_tokens_right(q, c, s, e), len(q) + len(c) + 3))
+    assert "returned (13, 15, 18) (tuple); return a pair (first, last)" in capsys.readouterr().out
+    assert not ex.check_answer_tokens(lambda q, c, s, e: None)
+    assert "returned None (NoneType); return a pair" in capsys.readouterr().out
+    assert not ex.check_answer_tokens(lambda q, c, s, e: tuple(map(float, answer_tokens_right(q, c, s, e))))
+    assert "return the positions as ints, not floats: (13, 15) here" in capsys.readouterr().out
+    assert not ex.check_answer_tokens(lambda q, c, s, e: (True, False))
+    assert "first and last are token positions, ints" in capsys.readouterr().out
+    assert not ex.check_answer_tokens(lambda q, c, s, e: (q.index("[CLS]"), 0))
+    assert f"{case} your function raised ValueError: substring not found" in capsys.readouterr().out
+
+
+def test_electra_longer_chinese_answer_tokens_reference_lines_up_with_toyworld():
+    """On toyworld's Chinese questions the positions read the answer back, character for character."""
+    from lmbook_utils.exercises.ch08c_electra_longer_chinese import _answer_cases
+    from lmbook_utils.toyworld import qa_examples_zh
+
+    cases = _answer_cases()
+    assert len(cases) == 13 and any(c.find(c[s:e]) != s for _, c, s, e in cases[6:])  # a repeated answer
+    for e in qa_examples_zh(50, seed=2018):
+        tokens = ["[CLS]", *e.question, "[SEP]", *e.context, "[SEP]"]
+        first, last = answer_tokens_right(e.question, e.context, e.answer_start, e.answer_end)
+        assert "".join(tokens[first:last + 1]) == e.answer == e.context[e.answer_start:e.answer_end]
+
+
+def test_electra_longer_chinese_char_f1_check(capsys):
+    from collections import Counter
+
+    def with_overlap(overlap, clean=_zh_chars):
+        def f1(prediction, truth):
+            p, t = clean(prediction), clean(truth)
+            k = overlap(p, t)
+            return 0.0 if k == 0 else 2 * k / (len(p) + len(t))
+        return f1
+
+    def no_zero_test(prediction, truth):
+        p, t = _zh_chars(prediction), _zh_chars(truth)
+        precision, recall = _longest_run(p, t) / len(p), _longest_run(p, t) / len(t)
+        return 2 * precision * recall / (precision + recall)
+
+    def with_numpy(prediction, truth):
+        p, t = _zh_chars(prediction), _zh_chars(truth)
+        k = np.float64(_longest_run(p, t))
+        with np.errstate(all="ignore"):
+            precision, recall = k / max(len(p), 1), k / max(len(t), 1)
+            return precision * recall * 2 / (precision + recall)
+
+    bag = with_overlap(lambda p, t: sum((Counter(p) & Counter(t)).values()))
+    kept_marks = with_overlap(_longest_run, clean=lambda s: "".join(s.split()))
+    kept_spaces = with_overlap(_longest_run, clean=lambda s: "".join(ch for ch in s if ch not in _ZH_MARKS))
+
+    assert ex.check_char_f1(char_f1_right)
+    assert "✅" in capsys.readouterr().out
+    assert ex.check_char_f1(lambda p, t: np.float32(char_f1_right(p, t)))  # float32 precision is enough
+    from lmbook_utils.qa import char_f1
+    assert ex.check_char_f1(char_f1)
+    assert "✅" in capsys.readouterr().out
+    assert not ex.check_char_f1(bag)
+    assert ("for prediction '一块蛋糕' and truth '一块大蛋糕' your F1 is 0.8889, that of an overlap of 4 characters "
+            "counted wherever they stand (a bag of characters or a common subsequence with gaps); CMRC's overlap "
+            "is the longest run of consecutive characters found in both: after removing whitespace and "
+            "punctuation they are '一块蛋糕' and '一块大蛋糕', their longest common run of characters is '一块' (2 "
+            "of 4 and 5 characters), so P = 2/4, R = 2/5 and F1 = 2PR/(P+R) = 0.4444. Find the longest common "
+            "substring") in capsys.readouterr().out
+    assert not ex.check_char_f1(with_overlap(lambda p, t: len(set(p) & set(t))))
+    assert "that of an overlap of 4 characters counted wherever they stand (a bag of characters" \
+        in capsys.readouterr().out
+    assert not ex.check_char_f1(kept_marks)
+    assert ("for prediction '一本书。' and truth '一本书' your F1 is 0.8571, as if the punctuation were part of the "
+            "answers: remove 。，？！、；：“”（） from both strings before comparing ('一本书。' becomes '一本书')") \
+        in capsys.readouterr().out
+    assert not ex.check_char_f1(kept_spaces)
+    assert ("for prediction '他 去了 火车站' and truth '火车站' your F1 is 0.5455, as if the spaces were characters "
+            "of the answer: remove whitespace too") in capsys.readouterr().out
+    assert not ex.check_char_f1(no_zero_test)
+    assert ("for prediction '火车站' and truth '图书馆' your function raised ZeroDivisionError: float division by "
+            "zero (line") in (out := capsys.readouterr().out)
+    assert "when the overlap is 0, return 0.0 before dividing" in out
+    assert not ex.check_char_f1(with_numpy)
+    assert ("for prediction '火车站' and truth '图书馆' your F1 is nan: nothing overlaps here ('火车站' and '图书馆' "
+            "after removing whitespace and punctuation), so precision and recall are 0 and 2PR/(P+R) is 0/0") \
+        in capsys.readouterr().out
+    assert not ex.check_char_f1(lambda p, t: 1.0 if _zh_chars(p) == _zh_chars(t) else char_f1_right(p, t))
+    assert ("for prediction '' and truth '' your F1 is 1.0000, but both are empty once whitespace and punctuation "
+            "are removed: nothing overlaps, so F1 = 0.0") in capsys.readouterr().out
+    assert not ex.check_char_f1(lambda p, t: char_f1_right(p, t) if _zh_chars(p) else 0.5)
+    assert "for prediction '' and truth '火车站' your F1 is 0.5000, but the prediction is empty" \
+        in capsys.readouterr().out
+    assert not ex.check_char_f1(lambda p, t: char_f1_right(p, t) or 0.1)
+    assert "for prediction '火车站' and truth '图书馆' your F1 is 0.1000, but the two share no character" \
+        in capsys.readouterr().out
+    assert not ex.check_char_f1(lambda p, t: _longest_run(_zh_chars(p), _zh_chars(t)) / len(_zh_chars(p))
+                                if _longest_run(_zh_chars(p), _zh_chars(t)) else 0.0)
+    assert "your F1 is 0.5000, the precision 2/4; F1 combines it with the recall 2/5" in capsys.readouterr().out
+    assert not ex.check_char_f1(lambda p, t: 100 * char_f1_right(p, t))
+    assert "for prediction '一本书' and truth '一本书' your F1 is 100.0000, a percentage" in capsys.readouterr().out
+    assert not ex.check_char_f1(lambda p, t: float(_zh_chars(p) == _zh_chars(t)))
+    assert "your F1 is 0.0000, the exact match; the character F1 gives partial credit" in capsys.readouterr().out
+    assert not ex.check_char_f1(lambda p, t: char_f1_right(p, t) * 0.9)
+    assert ("for prediction '一本书' and truth '一本书' your F1 is 0.9000; after removing whitespace and punctuation "
+            "they are '一本书' and '一本书'") in capsys.readouterr().out
+    assert not ex.check_char_f1(lambda p, t: None)
+    assert "returned None (NoneType); return one number: the F1, a fraction in [0, 1]" in capsys.readouterr().out
+    assert not ex.check_char_f1(lambda p, t: p[100])
+    assert "for prediction '一本书' and truth '一本书' your function raised IndexError" in capsys.readouterr().out
+
+
+def test_electra_longer_chinese_char_f1_cases_are_where_the_definitions_agree():
+    """The check's cases hold Chinese characters and the exercise's marks only, where qa.char_f1
+    (which removes more marks and splits Latin words) is the exercise's definition."""
+    from lmbook_utils.exercises.ch08c_electra_longer_chinese import _f1_cases
+    from lmbook_utils.qa import char_f1
+
+    cases = _f1_cases()
+    assert len(cases) == 27
+    for prediction, truth in cases:
+        assert all("\u4e00" <= ch <= "\u9fff" or ch in _ZH_MARKS or ch == " " for ch in prediction + truth)
+        assert char_f1(prediction, truth) == pytest.approx(char_f1_right(prediction, truth), abs=1e-12)
+    assert char_f1_right("一块蛋糕", "一块大蛋糕") == pytest.approx(4 / 9)
+    assert char_f1_right("公园", "花园") == 0.5
+
+
+def test_electra_longer_chinese_checks_report_an_answer_on_the_meta_device(capsys):
+    import torch
+
+    meta = torch.device("meta")
+    for check, answer in [(ex.check_auc, lambda r, o: torch.tensor(0.5, device=meta)),
+                          (ex.check_answer_tokens, lambda q, c, s, e: torch.tensor([1, 2], device=meta)),
+                          (ex.check_char_f1, lambda p, t: torch.tensor(1.0, device=meta))]:
+        assert check(answer) is False
+        assert "meta" in capsys.readouterr().out
+
 # --- the package: one module per chapter, the same names as before ------------------------------
 
 def test_every_check_is_reexported_from_its_chapter_module():
@@ -1554,7 +1864,7 @@ def test_every_check_is_reexported_from_its_chapter_module():
     chapters = {"ch00_introduction": 3, "ch01_ngram": 3, "ch02_neural_lm": 3, "ch02b_word_vectors": 3, "ch02c_encoder_decoder": 3,
                 "ch03_attention": 2,
                 "ch04_transformer": 2, "ch05_bert": 3, "ch06_gpt": 3, "ch07_xlnet": 3,
-                "ch08_electra": 3, "ch08b_electra_ablations": 3}
+                "ch08_electra": 3, "ch08b_electra_ablations": 3, "ch08c_electra_longer_chinese": 3}
     seen = []
     for name, count in chapters.items():
         module = importlib.import_module(f"lmbook_utils.exercises.{name}")
@@ -1563,7 +1873,7 @@ def test_every_check_is_reexported_from_its_chapter_module():
             assert getattr(ex, check) is getattr(module, check)
             assert f"Introduced in chapter {name[2:]}" in getattr(module, check).__doc__
         seen += module.__all__
-    assert sorted(seen) == sorted(ex.__all__) and len(set(seen)) == len(seen) == 34
+    assert sorted(seen) == sorted(ex.__all__) and len(set(seen)) == len(seen) == 37
     assert set(ex.__all__) <= set(dir(ex))
     with pytest.raises(AttributeError, match="has no attribute 'check_nothing'; the checks are"):
         ex.check_nothing

@@ -8,10 +8,10 @@ also grade a batch of submissions. Checks never raise on a wrong answer: an
 exception in the learner's code is reported as a message too.
 
 One module per chapter (``ch00_introduction`` ... ``ch08_electra``,
-``ch02b_word_vectors``, ``ch08b_electra_ablations``), each importing only what its own checks need;
-``_common`` holds what they share. Chapters call ``exercises.check_xxx(...)``:
-this package re-exports every check and imports a chapter's module only when one
-of its checks is first used, so chapter 00 does not load torch or the transformer
+``ch02b_word_vectors``, ``ch08b_electra_ablations``, ``ch08c_electra_longer_chinese``), each
+importing only what its own checks need; ``_common`` holds what they share. Chapters call
+``exercises.check_xxx(...)``: this package re-exports every check and imports a chapter's module
+only when one of its checks is first used, so chapter 00 does not load torch or the transformer
 to check a probability worked out by hand.
 """
 
@@ -56,6 +56,9 @@ _MODULE_OF = {
     "check_scored_positions": "ch08b_electra_ablations",
     "check_copy_loss": "ch08b_electra_ablations",
     "check_steps_at_budget": "ch08b_electra_ablations",
+    "check_char_f1": "ch08c_electra_longer_chinese",
+    "check_auc": "ch08c_electra_longer_chinese",
+    "check_answer_tokens": "ch08c_electra_longer_chinese",
 }
 
 __all__ = list(_MODULE_OF)
@@ -73,6 +76,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ imports
     from .ch07_xlnet import check_content_mask, check_query_mask, check_rel_shift
     from .ch08_electra import check_discriminator_loss, check_optimal_discriminator, check_replaced_labels
     from .ch08b_electra_ablations import check_copy_loss, check_scored_positions, check_steps_at_budget
+    from .ch08c_electra_longer_chinese import check_answer_tokens, check_auc, check_char_f1
 
 
 def __getattr__(name: str) -> Any:

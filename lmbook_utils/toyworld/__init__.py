@@ -38,7 +38,8 @@ The modules, each depending only on the ones before it:
 - `corpus`: sentences, stories, `entropy_floor`, `ToyCorpus` and `generate_corpus`;
 - `views`: labeled examples for tasks (sentiment, NSP, translation, coreference, ...);
 - `app_views`: for the coming chapter 09, facts as triples and a knowledge graph, an FAQ,
-  preferences, out-of-scope intents and polarity-flipped story pairs.
+  preferences, out-of-scope intents and polarity-flipped story pairs; for chapter 08, question
+  answering in Chinese (`qa_examples_zh`).
 Everything public is imported here: ``from lmbook_utils import toyworld as tw; tw.generate_corpus()``.
 What measures a trained model against the grammar is in `lmbook_utils.probes`.
 """

@@ -1,13 +1,16 @@
 """Task views for the coming chapter 09 (applications), each with exact gold from the grammar.
 
+Also chapter 08's Chinese question answering (`qa_examples_zh`): `views.qa_examples` in Chinese.
+
 `views` has the fine-tuning tasks; these are what an application measures: facts as (subject,
 relation, object) triples and a knowledge graph for link prediction (TransE), an FAQ whose
 answers carry the id of their story and fact (exact recall@k of a retriever), what each person
 is said to like or hate (a recommender's user x item matrix), intents with one class held out of
 training (out-of-scope detection), and stories paired with their polarity-flipped twin (style
 transfer). Labels come from the story's one derivation, found by parsing it with the grammar
-(`_derive`), never from a model. `views` and `corpus` are called, not changed: their examples
-and random streams are the same as before.
+(`_derive`), never from a model. `views` and `corpus` are called, not changed (qa_examples only
+shares its draws with qa_examples_zh): their examples and random streams are the same as before,
+as the tests check against hashes recorded before.
 """
 
 from __future__ import annotations
@@ -18,13 +21,13 @@ from dataclasses import dataclass
 
 from .corpus import Story, _check_int, _to_story, generate_stories
 from .grammar import (ANIMAL_ACTIONS, ATTITUDES, FEELINGS, PEOPLE, PERSON_ACTIONS, PLACES, RULES, SENTENCE_RULES,
-                      STORY_LENGTHS, _NOUN, _SLOTS, detokenize_en, tokenize_en)
+                      STORY_LENGTHS, _NAME_ZH, _NOUN, _SLOTS, detokenize_en, tokenize_en)
 from .sampling import _sample_story, _slot_all
-from .views import IntentExample, intent_examples, qa_examples
+from .views import IntentExample, QAExample, _qa_draws, intent_examples, qa_examples
 
 __all__ = ["RELATIONS", "TripleExample", "KnowledgeGraph", "FAQPair", "PreferenceProfiles", "OutOfScopeSplit",
-           "StylePair", "relation_triples", "triple_examples", "knowledge_graph", "faq_pairs",
-           "preference_profiles", "out_of_scope_intents", "style_pairs"]
+           "StylePair", "QAExampleZh", "relation_triples", "triple_examples", "knowledge_graph", "faq_pairs",
+           "preference_profiles", "out_of_scope_intents", "style_pairs", "qa_examples_zh"]
 
 # Every relation a narrative sentence states, by rule ("did": an intransitive action, its object
 # the verb; "was_at": "X saw Y in the park" says where X was, as the Chinese 在公园里看见了 makes plain).
@@ -246,7 +249,7 @@ class FAQPair:
     same_question: tuple[int, ...]
 
 
-_QUESTION_ZH = {"Where": "{}去了哪里？", "eat": "{}吃了什么？", "read": "{}读了什么？"}
+_QUESTION_ZH = {"go": "{}去了哪里？", "eat": "{}吃了什么？", "read": "{}读了什么？"}
 
 
 def faq_pairs(n: int = 1000, seed: int = 0) -> list[FAQPair]:
@@ -273,7 +276,8 @@ def faq_pairs(n: int = 1000, seed: int = 0) -> list[FAQPair]:
         else:  # the entity's first mention, as qa_examples answers
             answer_zh = next(p[3] for _, parts in derivation for p in parts.values()
                              if p[0] == "slot" and ents[p[1]][1] == fact[2])
-        out.append((q, _QUESTION_ZH[key].format(_ZH[name.lower()]), answer_zh, fact, _render(derivation)[1]))
+        question_zh = _QUESTION_ZH["go" if key == "Where" else key].format(_ZH[name.lower()])
+        out.append((q, question_zh, answer_zh, fact, _render(derivation)[1]))
     groups = defaultdict(list)
     for i, (q, *_) in enumerate(out):
         groups[q.question].append(i)
@@ -402,4 +406,33 @@ def style_pairs(n: int = 1000, seed: int = 0) -> list[StylePair]:
         if flipped != derivation:
             out.append(StylePair(s.en, s.zh, *_render(flipped), tuple(_sentence_polarity(*d) for d in derivation),
                                  tuple(_sentence_polarity(*d) for d in flipped)))
+    return out
+
+
+@dataclass(frozen=True)
+class QAExampleZh:
+    """`en` (a `QAExample`) in Chinese: context[answer_start:answer_end] == answer.
+
+    Introduced in chapter 08_electra, which scores Chinese answers by character F1 (`qa.char_f1`).
+    `context` is the story's Chinese sentences joined with nothing between them (each ends in 。),
+    as `Story.zh`; `answer` translates exactly `en.answer`, and its offsets point into the sentence
+    that translates the English answer's, even when the same characters occur in another one."""
+    context: str
+    question: str
+    answer: str
+    answer_start: int
+    answer_end: int
+    en: QAExample
+
+
+def qa_examples_zh(n: int = 1000, seed: int = 0) -> list[QAExampleZh]:
+    """`views.qa_examples(n, seed)` in Chinese, item by item: the same stories and questions.
+
+    The answer's span is read off the sampler, which records each mark's characters in Chinese as
+    it writes both languages: no search, so no wrong occurrence of a repeated 公园."""
+    out = []
+    for d, kind, subj, mark, q in _qa_draws(n, seed):
+        context, a, b = "".join(d["zh"]), mark[-2], mark[-1]
+        question = _QUESTION_ZH[kind].format(_NAME_ZH[d["ents"][subj][1]][0])
+        out.append(QAExampleZh(context, question, context[a:b], a, b, q))
     return out

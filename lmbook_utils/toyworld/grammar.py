@@ -103,7 +103,8 @@ class Rule:
     """One rule of the synchronous grammar. Introduced in chapter 00_introduction.
 
     `en`/`zh` hold ("N", symbol) or ("T", terminal) items; `head` is the token span of the
-    entity word in a lexical rule, labeled `label` (PERSON/ANIMAL/OBJECT/PLACE)."""
+    entity word in a lexical rule, labeled `label` (PERSON/ANIMAL/OBJECT/PLACE), and `head_zh`
+    the character span of the same word in zh (狗 in 一只大狗), so Chinese spans need no search."""
     lhs: str
     prob: float
     en: tuple
@@ -111,6 +112,7 @@ class Rule:
     tag: str | None = None
     label: str | None = None
     head: tuple[int, int] | None = None
+    head_zh: tuple[int, int] | None = None
 
 
 def _items(template: str, lang: str) -> tuple:
@@ -124,24 +126,26 @@ def _items(template: str, lang: str) -> tuple:
 
 
 def _rule(lhs, prob, en, zh, tag=None, label=None) -> Rule:
-    head = None
-    if "{" in en:  # "the {train station}": the braces mark the entity words
+    head = head_zh = None
+    if "{" in en + zh:  # "the {train station}" / "{火车站}": the braces mark the entity words
+        assert "{" in en and "{" in zh and "<" not in en + zh, (en, zh)  # both sides, terminals only
         before, inside = en.split("{")[0].split(), en.split("{")[1].split("}")[0].split()
         head, en = (len(before), len(before) + len(inside)), en.replace("{", "").replace("}", "")
-    return Rule(lhs, prob, _items(en, "en"), _items(zh, "zh"), tag, label, head)
+        head_zh, zh = (zh.index("{"), zh.index("}") - 1), zh.replace("{", "").replace("}", "")
+    return Rule(lhs, prob, _items(en, "en"), _items(zh, "zh"), tag, label, head, head_zh)
 
 
 def _indef(noun, zh, clf, adj=None) -> tuple[str, str]:
     first = adj[0] if adj else noun
     words = ["an" if first[0] in "aeiou" else "a"] + ([adj[0]] if adj else []) + [f"{{{noun}}}"]
-    return " ".join(words), "一" + clf + (adj[1] if adj else "") + zh
+    return " ".join(words), "一" + clf + (adj[1] if adj else "") + f"{{{zh}}}"
 
 
 def _np_rules(lhs, entries, adjs, label) -> list[Rule]:
     """'the noun' | 'a noun' | 'a adj noun', with probabilities from P_DEF and P_ADJ."""
     n, out = len(entries), []
     for noun, zh, clf in entries:
-        out.append(_rule(lhs, P_DEF / n, f"the {{{noun}}}", "那" + clf + zh, label=label))
+        out.append(_rule(lhs, P_DEF / n, f"the {{{noun}}}", "那" + clf + f"{{{zh}}}", label=label))
         out.append(_rule(lhs, (1 - P_DEF) * (1 - P_ADJ) / n, *_indef(noun, zh, clf), label=label))
         out += [_rule(lhs, (1 - P_DEF) * P_ADJ / (n * len(adjs)), *_indef(noun, zh, clf, a), label=label)
                 for a in adjs]
@@ -151,7 +155,7 @@ def _np_rules(lhs, entries, adjs, label) -> list[Rule]:
 def _build_rules() -> dict[str, tuple[Rule, ...]]:
     r: dict[str, list[Rule]] = {"S": [_rule("S", *x) for x in SENTENCE_RULES]}
     for case, he, she in (("P_S", "he", "she"), ("P_O", "him", "her")):
-        r[case] = [_rule(case, (1 - P_PRONOUN) / len(PEOPLE), f"{{{e.lower()}}}", z, label="PERSON")
+        r[case] = [_rule(case, (1 - P_PRONOUN) / len(PEOPLE), f"{{{e.lower()}}}", f"{{{z}}}", label="PERSON")
                    for e, z, _ in PEOPLE]
         r[case] += [_rule(case, P_PRONOUN / 2, he, "他"), _rule(case, P_PRONOUN / 2, she, "她")]
     r["ANIMAL_N"] = _np_rules("ANIMAL_N", ANIMALS, ADJECTIVES["animal"], "ANIMAL")
@@ -162,15 +166,16 @@ def _build_rules() -> dict[str, tuple[Rule, ...]]:
     r["THING_N"] = [_rule("THING_N", 1 / 3, f"<{k}_N>", f"<{k}_N>") for k in ("FOOD", "TOY", "READING")]
     r["ANY_O"] = [_rule("ANY_O", p, f"<{s}>", f"<{s}>") for p, s in
                   ((0.3, "P_O"), (0.25, "ANIMAL_N"), (0.3, "THING_N"))] + [_rule("ANY_O", P_IT, "it", "它")]
-    r["PLACE"] = [_rule("PLACE", 1 / len(PLACES), f"the {{{e}}}", z, label="PLACE") for e, z, _, _ in PLACES]
-    r["PLACE_AT"] = [_rule("PLACE_AT", 1 / len(PLACES), f"{p} the {{{e}}}", a, label="PLACE")
-                     for e, _, p, a in PLACES]
+    r["PLACE"] = [_rule("PLACE", 1 / len(PLACES), f"the {{{e}}}", f"{{{z}}}", label="PLACE")
+                  for e, z, _, _ in PLACES]
+    r["PLACE_AT"] = [_rule("PLACE_AT", 1 / len(PLACES), f"{p} the {{{e}}}", a.replace(z, f"{{{z}}}", 1),
+                           label="PLACE") for e, z, p, a in PLACES]
     r["FEELING"] = [_rule("FEELING", 1 / len(FEELINGS), e, z, f"pol={p}") for e, z, p in FEELINGS]
     r["ATTITUDE"] = [_rule("ATTITUDE", 1 / len(ATTITUDES), e, z, f"pol={p}") for e, z, p in ATTITUDES]
     r["VT_TOY"] = [_rule("VT_TOY", 0.5, "found", "找到了"), _rule("VT_TOY", 0.5, "lost", "弄丢了")]
     r["VI_P"] = [_rule("VI_P", 1 / len(PERSON_ACTIONS), e, z) for e, z in PERSON_ACTIONS]
     r["VI_A"] = [_rule("VI_A", 1 / len(ANIMAL_ACTIONS), e, z) for e, z in ANIMAL_ACTIONS]
-    r["ITEM"] = [_rule("ITEM", 0.2, f"{{{e}}}", z, label="OBJECT") for e, z in (
+    r["ITEM"] = [_rule("ITEM", 0.2, f"{{{e}}}", f"{{{z}}}", label="OBJECT") for e, z in (
         ("phone", "手机"), ("lamp", "台灯"), ("umbrella", "雨伞"), ("kettle", "水壶"), ("backpack", "背包"))]
     for lhs, rules in OTHER_RULES.items():
         r[lhs] = [_rule(lhs, *x) for x in rules]

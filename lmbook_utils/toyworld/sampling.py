@@ -22,17 +22,20 @@ __all__: list[str] = []  # the story process is private; corpus and views use it
 
 
 def _mention(ents, i, case, pron):
-    """The fixed form of known entity i: pronoun if unambiguous, else name or 'the noun'."""
+    """The fixed form of known entity i: pronoun if unambiguous, else name or 'the noun'.
+
+    Returns (en tokens, zh, head mark or None); a head mark spans its word in both languages."""
     t, key, g = ents[i]
     if t == "person":
         if pron and sum(e[0] == "person" and e[2] == g for e in ents) == 1:
             en = {"subjm": "he", "subjf": "she", "objm": "him", "objf": "her"}[case + g]
             return (en,), "他" if g == "m" else "她", None
-        return (key,), _NAME_ZH[key][0], ("PERSON", 0, 1)
+        return (key,), _NAME_ZH[key][0], ("PERSON", 0, 1, 0, len(_NAME_ZH[key][0]))
     if pron and sum(e[0] != "person" for e in ents) == 1:
         return ("it",), "它", None
     zh, clf, _ = _NOUN[key]
-    return ("the", key), "那" + clf + zh, ("ANIMAL" if t == "animal" else "OBJECT", 1, 2)
+    label = "ANIMAL" if t == "animal" else "OBJECT"
+    return ("the", key), "那" + clf + zh, (label, 1, 2, 1 + len(clf), 1 + len(clf) + len(zh))
 
 
 def _first_mentions(kind: str, noun: str, zh: str, clf: str) -> list[tuple]:
@@ -40,7 +43,7 @@ def _first_mentions(kind: str, noun: str, zh: str, clf: str) -> list[tuple]:
     label, out = "ANIMAL" if kind == "animal" else "OBJECT", []
     for p, adj in [(1 - P_ADJ, None)] + [(P_ADJ / len(ADJECTIVES[kind]), a) for a in ADJECTIVES[kind]]:
         r = _rule("", 0, *_indef(noun, zh, clf, adj))
-        out.append((p, r.en[0][1], r.zh[0][1], (label, *r.head)))
+        out.append((p, r.en[0][1], r.zh[0][1], (label, *r.head, *r.head_zh)))
     return out
 
 
@@ -58,7 +61,7 @@ def _new_options(slot: str, present: frozenset) -> tuple[tuple, tuple]:
     groups = []
     if "person" in allowed:
         names = [(n.lower(), z, g) for n, z, g in PEOPLE if n.lower() not in present]
-        groups.append([(1 / len(names), ("person", n, g), (n,), z, ("PERSON", 0, 1))
+        groups.append([(1 / len(names), ("person", n, g), (n,), z, ("PERSON", 0, 1, 0, len(z)))
                        for n, z, g in names] if names else [])
     for cls in ("animal", "thing"):
         ks = [k for k in ("animal", "food", "toy", "reading") if k in allowed and (k == "animal") ==
@@ -107,14 +110,21 @@ def _pick(cum, rng: random.Random) -> int:
     return min(bisect.bisect_right(cum, rng.random() * cum[-1]), len(cum) - 1)
 
 
+def _shift(mark: tuple, s: int, z: int) -> tuple:
+    """A mark moved s tokens on in English and z characters on in Chinese."""
+    return (mark[0], mark[1] + s, mark[2] + s, *mark[3:-2], mark[-2] + z, mark[-1] + z)
+
+
 def _expand(sym: str, rng: random.Random, ctx):
     """Sample from `sym`: (en tokens, zh, log p, marks, tags, ctx). ctx=(ents, used) in stories.
 
-    marks: (label, start, end) entity heads, ("REF", s, e, entity) story mentions,
-    ("PLACE_PHRASE", s, e) place phrases; offsets are token indices into en."""
+    marks: (label, start, end, zh_start, zh_end) entity heads, ("REF", s, e, entity, zs, ze)
+    story mentions, ("PLACE_PHRASE", s, e, zs, ze) place phrases; start/end are token indices
+    into en and the last two of each mark character offsets into zh, the same words in Chinese
+    (recorded as the synchronous rules write both, so no Chinese span is ever searched for)."""
     if ctx is not None and sym in _SLOTS:
         p, en, zh, head, ents, used, idx = _slot_sample(sym, *ctx, rng)
-        marks = [("REF", 0, len(en), idx)] + ([head] if head else [])
+        marks = [("REF", 0, len(en), idx, 0, len(zh))] + ([head] if head else [])
         return list(en), zh, math.log(p), marks, [], (ents, used)
     rule = RULES[sym][_pick(_CUM[sym], rng)]
     logp, tags, kids = math.log(rule.prob), [rule.tag] if rule.tag else [], {}
@@ -124,30 +134,36 @@ def _expand(sym: str, rng: random.Random, ctx):
             ctx = kids[v][5]
             logp += kids[v][2]
             tags += kids[v][4]
+    zh, at = "", {}  # at: where each child's Chinese starts (the order may differ from English)
+    for kind, v in rule.zh:
+        if kind == "N":
+            at[v] = len(zh)
+        zh += v if kind == "T" else kids[v][1]
     en, marks = [], []
     if rule.label:
-        marks.append((rule.label, *rule.head))
+        marks.append((rule.label, *rule.head, *rule.head_zh))
     for kind, v in rule.en:
         if kind == "T":
             en.extend(v)
             continue
-        k, s = kids[v], len(en)
-        marks += [(m[0], m[1] + s, m[2] + s, *m[3:]) for m in k[3]]
+        k, s, z = kids[v], len(en), at[v]
+        marks += [_shift(m, s, z) for m in k[3]]
         if v == "PLACE":
-            marks.append(("PLACE_PHRASE", s, s + len(k[0])))
+            marks.append(("PLACE_PHRASE", s, s + len(k[0]), z, z + len(k[1])))
         en.extend(k[0])
-    zh = "".join(v if kind == "T" else kids[v][1] for kind, v in rule.zh)
     return en, zh, logp, marks, tags, ctx
 
 
 def _sample_story(rng: random.Random) -> dict:
-    """One story: its text, tokens, Chinese sentences, entity marks, events, entities and log p."""
+    """One story: its text, tokens, Chinese sentences, entity marks, events, entities and log p.
+
+    Marks are as `_expand`'s, their offsets into the story's tokens and into "".join(zh)."""
     n = STORY_LENGTHS[int(rng.random() * len(STORY_LENGTHS))]
     logp, ents, tokens, zh, bounds, marks, events = math.log(1 / len(STORY_LENGTHS)), (), [], [], [], [], []
     for _ in range(n):
         en, z, lp, mk, tags, (ents, _) = _expand("S", rng, (ents, ()))
         s = len(tokens)
-        mk = [(m[0], m[1] + s, m[2] + s, *m[3:]) for m in mk]
+        mk = [_shift(m, s, sum(map(len, zh))) for m in mk]
         refs = [m for m in mk if m[0] == "REF"]
         events += [(t[6:], refs[0][3], [m for m in mk if m[0] == "PLACE_PHRASE"] + refs[1:])
                    for t in tags if t.startswith("event=")]

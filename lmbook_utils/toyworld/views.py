@@ -157,6 +157,12 @@ def qa_examples(n: int = 1000, seed: int = 0) -> list[QAExample]:
 
     The answer to "what" is the entity's first mention ("a fresh apple"), even when the
     event says "it": answering needs coreference across sentences."""
+    return [q for *_, q in _qa_draws(n, seed)]
+
+
+def _qa_draws(n: int, seed: int) -> list[tuple]:
+    """(story, kind, subject, answer's mark, QAExample) of each example: one stream of draws,
+    shared with `app_views.qa_examples_zh` so that its Chinese examples are these, item by item."""
     _check_int(n, "n", 1)
     rng, out = random.Random(_check_int(seed, "seed", 0)), []
     while len(out) < n:
@@ -164,17 +170,18 @@ def qa_examples(n: int = 1000, seed: int = 0) -> list[QAExample]:
         first = {}
         for m in d["marks"]:
             if m[0] == "REF":
-                first.setdefault(m[3], (m[1], m[2]))
+                first.setdefault(m[3], m)
         kinds = [(k, subj) for k, subj, _ in d["events"]]
         cands = [(k, subj, tgt) for k, subj, tgt in d["events"]
                  if d["ents"][subj][0] == "person" and kinds.count((k, subj)) == 1]
         if not cands:
             continue
         kind, subj, tgt = cands[int(rng.random() * len(cands))]
-        s, e = (tgt[0][1], tgt[0][2]) if kind == "go" else first[tgt[0][3]]
+        mark = tgt[0] if kind == "go" else first[tgt[0][3]]
+        s, e = mark[1], mark[2]
         a, b = d["offsets"][s], d["offsets"][e - 1] + len(d["tokens"][e - 1])
         name = d["ents"][subj][1].capitalize()
-        out.append(QAExample(d["text"], _QUESTIONS[kind].format(name), d["text"][a:b], a, b))
+        out.append((d, kind, subj, mark, QAExample(d["text"], _QUESTIONS[kind].format(name), d["text"][a:b], a, b)))
     return out
 
 

@@ -33,8 +33,10 @@ training loop, plots and exercise checks from here, one module per idea:
   removal with MinHash and LSH (for the coming chapter 10);
 - ``probes``: what a trained model knows about the grammar (head accuracy, induction scores);
 - ``fewshot`` and ``textstats``: few-shot prompts and measures of generated text (chapter 06_gpt);
-- ``train`` (with ``train_batches`` and ``train_progress``) and ``plots``: the one training
-  loop and the book's plot style;
+- ``train`` (with ``train_batches``, ``train_progress``, ``train_step`` and
+  ``train_checkpoints``) and ``plots``: the one training loop and the book's plot style;
+  ``checkpoint``, ``distributed`` and ``cli``: its checkpoints, its DDP and FSDP2 modes under
+  torchrun, and ``python -m lmbook_utils.cli train``;
 - ``viz`` (``attention_views``, ``html_views``) and ``exercises``: attention views and controls
   that work offline, and exercise checks with kind feedback, one module per chapter;
 - ``quiz``: each chapter's self-check quiz (questions in ``quizzes/chNN.json``), shown offline;

@@ -24,11 +24,33 @@ Progress and stable notebook outputs: in Jupyter one line is displayed and updat
 content it started with (empty), and one final line without timings is printed, e.g.
 ``step 300/300 · train loss 1.234 · held-out loss 1.301``. Outside Jupyter one such line is
 printed per evaluation. The train loss shown is the mean of the last `eval_every` steps.
+
+Gradient accumulation (`grad_accum_steps` = k): one update takes k batches in order from the
+cycled data ("micro-batches") and backpropagates each one's mean loss weighted by its number
+of targets n_i, then divides the summed gradient by N = sum n_i. The gradient is then that of
+the mean loss over all N targets, as if the k micro-batches were one batch, whatever their
+padding; a plain mean of micro-batch means would give a micro-batch of 1 target the weight
+of one of 1,000. The targets are counted as in `evaluate`: the loss function's count when it
+returns (loss, n_targets), else `count_targets`, else the rows. History.tokens counts every
+micro-batch, the train loss is the step's mean over its N targets.
+
+Checkpoints (`checkpoint_dir`, `checkpoint_every`; ``train(..., resume_from=folder)``): see
+`checkpoint`. A resumed run ends bit for bit where the uninterrupted one would have (tested).
+
+Several processes: under ``torchrun --nproc_per_node=N`` the same call trains with DDP or
+FSDP2 (`parallel`), each process on rows rank::N of every batch (see `distributed`). The
+micro-batch weighting above then runs over all processes: N is summed across them, so that
+the averaged gradient is the one-process gradient of the whole batch even when the
+processes hold different numbers of real targets. Held-out losses sum losses and counts over
+processes. Rank 0 alone prints, calls the callbacks and writes checkpoints; `model` is left
+trained on every process (under FSDP2, still sharded: a callback must not run it alone).
+One process with k = 1 runs exactly the arithmetic of the book's stored outputs.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -36,9 +58,14 @@ from typing import Any
 import torch
 from torch import nn
 
+from . import checkpoint as ckpt_io
+from . import distributed, train_checkpoints
+from .distributed import PARALLEL_MODES, Ranks
 from .repro import get_device, set_seed
-from .train_batches import _compute_loss, _count_tokens, _default_loss, _find, _rows, _to_device, count_targets
+from .train_batches import _compute_loss, _count_tokens, _default_loss, _find, _to_device, _weight
+from .train_batches import count_targets  # noqa: F401  (imported from here since chapter 03_attention)
 from .train_progress import _Progress
+from .train_step import _adamw, _autocast, _grad_norm, accumulate
 
 AMP_MODES = ("auto", "off", "bf16", "fp16")
 
@@ -59,6 +86,10 @@ class TrainConfig:
     amp: str = "auto"  # "auto": bf16 (or fp16 + GradScaler) on CUDA, off elsewhere; "off"/"bf16"/"fp16"
     seed: int | None = 0  # seeds dropout etc. at the start of train(); None = leave RNGs alone
     device: str | None = None  # None: train where the model is; "cpu", "cuda", "mps": move it there
+    grad_accum_steps: int = 1  # micro-batches per update, each weighed by its number of targets
+    checkpoint_dir: str | os.PathLike | None = None  # write checkpoints (step-NNNNNN folders) here
+    checkpoint_every: int | None = None  # steps between checkpoints; None = only after the last step
+    parallel: str = "ddp"  # under torchrun: "ddp" (a copy per process) or "fsdp" (FSDP2 shards)
 
     def __post_init__(self) -> None:
         def whole(name: str, low: int, allow_none: bool = False) -> None:
@@ -84,6 +115,8 @@ class TrainConfig:
         whole("eval_every", 1)
         whole("eval_batches", 1, allow_none=True)
         whole("seed", 0, allow_none=True)
+        whole("grad_accum_steps", 1)
+        whole("checkpoint_every", 1, allow_none=True)
         real("lr", 0.0, strict=True)
         real("min_lr", 0.0, strict=False)
         real("weight_decay", 0.0, strict=False)
@@ -103,6 +136,13 @@ class TrainConfig:
         if self.device is not None and not isinstance(self.device, str):
             raise ValueError(f"TrainConfig.device must be a str such as 'cpu' or None, "
                              f"got {self.device!r}")
+        if self.checkpoint_dir is not None and not isinstance(self.checkpoint_dir, (str, os.PathLike)):
+            raise ValueError(f"TrainConfig.checkpoint_dir must be a folder (str or Path) or None, "
+                             f"got {self.checkpoint_dir!r}")
+        if self.checkpoint_every is not None and self.checkpoint_dir is None:
+            raise ValueError("TrainConfig.checkpoint_every needs TrainConfig.checkpoint_dir (where to write them)")
+        if self.parallel not in PARALLEL_MODES:
+            raise ValueError(f"TrainConfig.parallel must be one of {PARALLEL_MODES}, got {self.parallel!r}")
 
 
 def lr_at(step: int, config: TrainConfig) -> float:
@@ -204,6 +244,13 @@ def evaluate(model: nn.Module, data: Iterable, loss_fn: Callable | None = None,
     a batch without targets we can find (a custom loss over, say, (ids, segments, labels))
     weighs its number of rows. The model's train/eval mode is restored afterwards.
     """
+    total, weight = _eval_sums(model, data, loss_fn, max_batches, device, Ranks())
+    return total / weight
+
+
+def _eval_sums(model: nn.Module, data: Iterable, loss_fn: Callable | None, max_batches: int | None,
+               device: torch.device | None, ranks: Ranks) -> tuple[float, int]:
+    """(sum of losses times targets, targets) over this process's share of each batch."""
     loss_fn = loss_fn or _default_loss
     device = device or next(model.parameters()).device
     was_training = model.training
@@ -213,12 +260,9 @@ def evaluate(model: nn.Module, data: Iterable, loss_fn: Callable | None = None,
         for batch in data:
             if max_batches is not None and n >= max_batches:
                 break
-            batch = _to_device(batch, device)
+            batch = _to_device(ranks.share(batch), device)
             loss, count = _compute_loss(loss_fn, model, batch, -1)
-            if count is None:
-                count = count_targets(model, batch)
-            if count is None:
-                count = _rows(batch)
+            count = _weight(model, batch, count)
             total += float(loss) * count
             weight += count
             n += 1
@@ -226,53 +270,24 @@ def evaluate(model: nn.Module, data: Iterable, loss_fn: Callable | None = None,
         model.train(was_training)
     if n == 0:
         raise ValueError("eval_data yielded no batches")
+    return total, weight
+
+
+@torch.no_grad()
+def _held_out_loss(model: nn.Module, data: Iterable, loss_fn: Callable, max_batches: int | None,
+                   device: torch.device, ranks: Ranks) -> float:
+    """`evaluate`, or over several processes the sums of all their shares."""
+    if not ranks.active:
+        return evaluate(model, data, loss_fn, max_batches, device)
+    total, weight = ranks.sum(list(_eval_sums(model, data, loss_fn, max_batches, device, ranks)))
     return total / weight
 
 
 # ---- the loop ----------------------------------------------------------------------------
-def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not params:
-        raise ValueError("model has no trainable parameters (requires_grad=True)")
-    decay = [p for p in params if p.dim() >= 2]
-    no_decay = [p for p in params if p.dim() < 2]
-    return [{"params": decay, "weight_decay": weight_decay},
-            {"params": no_decay, "weight_decay": 0.0}]
-
-
 def _model_device(model: nn.Module) -> torch.device:
     """Where the model's parameters are (the CPU for a model without any)."""
     first = next(model.parameters(), None)
     return first.device if first is not None else torch.device("cpu")
-
-
-def _adamw(model: nn.Module, config: TrainConfig, device: torch.device) -> torch.optim.AdamW:
-    """AdamW with decoupled weight decay on >= 2-D weights; PyTorch's fused kernel where it has
-    one (CPU, CUDA): one pass over the parameters instead of several, same algorithm."""
-    fused = device.type in ("cpu", "cuda")
-    return torch.optim.AdamW(_param_groups(model, config.weight_decay), lr=config.lr,
-                             betas=config.betas, fused=fused or None)
-
-
-def _grad_norm(params: list[torch.Tensor], max_norm: float | None) -> torch.Tensor:
-    """Global L2 norm of the gradients before clipping; clips in place when max_norm is set.
-
-    Without clipping only the norm is computed (clip_grad_norm_ with an infinite max_norm
-    would still multiply every gradient by 1)."""
-    if max_norm is not None:
-        return torch.nn.utils.clip_grad_norm_(params, max_norm)
-    return torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
-
-
-def _autocast(config: TrainConfig, device: torch.device) -> tuple[torch.dtype | None, bool]:
-    """(autocast dtype or None, use GradScaler)."""
-    if config.amp == "off" or (config.amp == "auto" and device.type != "cuda"):
-        return None, False
-    if config.amp == "fp16" and device.type != "cuda":
-        raise ValueError(f"TrainConfig.amp='fp16' needs a CUDA device, got {device.type}")
-    if config.amp == "bf16" or (config.amp == "auto" and torch.cuda.is_bf16_supported()):
-        return torch.bfloat16, False
-    return torch.float16, True
 
 
 def _call(callbacks: Iterable[Any], hook: str, state: TrainState) -> None:
@@ -284,12 +299,15 @@ def _call(callbacks: Iterable[Any], hook: str, state: TrainState) -> None:
 
 def train(model: nn.Module, train_data: Iterable, config: TrainConfig,
           eval_data: Iterable | None = None, loss_fn: Callable | None = None,
-          callbacks: Iterable[Any] = (), progress: bool = True) -> History:
+          callbacks: Iterable[Any] = (), progress: bool = True,
+          resume_from: str | os.PathLike | None = None) -> History:
     """Train `model` for `config.max_steps` updates and return its History.
 
     The model is trained where its parameters are (or moved to `config.device` when set),
     evaluated every `eval_every` steps and at the end on `eval_data`, and left in eval mode. Callbacks
-    are objects with any of on_step(state), on_eval(state), on_end(state).
+    are objects with any of on_step(state), on_eval(state), on_end(state). `resume_from`: a
+    checkpoint folder, or a `checkpoint_dir` (its latest checkpoint), to continue from; give
+    the same data and config as the run that wrote it.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -300,38 +318,56 @@ def train(model: nn.Module, train_data: Iterable, config: TrainConfig,
             raise TypeError(f"{name} must be an iterable of batches, got {type(data).__name__}")
     if loss_fn is not None and not callable(loss_fn):
         raise TypeError(f"loss_fn must be callable (model, batch) -> loss, got {type(loss_fn).__name__}")
+    resumed = train_checkpoints.read_for_resume(resume_from, config) if resume_from is not None else None
     callbacks = list(callbacks)
     if config.seed is not None:
         set_seed(config.seed, threads=None)
     device = get_device(config.device) if config.device is not None else _model_device(model)
+    ranks, device = distributed.setup(device)
     loss_fn = loss_fn or _default_loss
     model.to(device)
+    if resumed is not None:
+        ckpt_io.load_weights(model, resumed.weights, f"resume_from={str(resumed.path)!r}")
+    net = distributed.wrap(model, config.parallel, ranks, device)  # what the forward pass goes through
     optimizer = _adamw(model, config, device)
     amp_dtype, use_scaler = _autocast(config, device)
     scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
     params = [p for p in model.parameters() if p.requires_grad]
     pad_id = _find(model, "pad_id")
     history = History()
-    shown = _Progress(config.max_steps, progress, window=config.eval_every)
+    shown = _Progress(config.max_steps, progress and ranks.is_main, window=config.eval_every)
     batches = _cycle(train_data, "train_data")
-    tokens, eval_loss = 0, None
-    model.train()
-    for step in range(config.max_steps):
+    if resumed is not None:
+        history = History.from_dict(resumed.history)
+        train_checkpoints.resume(resumed, model, optimizer, scaler, batches, ranks)
+        shown.resume(history.train_loss[-config.eval_every:])
+    if not ranks.is_main:
+        callbacks = []
+    start, consumed = (resumed.step, resumed.data_position) if resumed is not None else (0, 0)
+    tokens, eval_loss = (history.tokens[-1] if history.tokens else 0), None
+    one_batch = config.grad_accum_steps == 1 and not ranks.active  # the book's stored outputs' path
+    net.train()
+    for step in range(start, config.max_steps):
         lr = lr_at(step, config)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        batch = _to_device(next(batches), device)
-        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-            loss, _ = _compute_loss(loss_fn, model, batch, step + 1)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.unscale_(optimizer)
+        if one_batch:
+            batch = _to_device(next(batches), device)
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                loss, _ = _compute_loss(loss_fn, model, batch, step + 1)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+            value, n_tokens = float(loss.detach()), _count_tokens(batch, pad_id)
+        else:
+            value, n_tokens = accumulate(net, model, batches, loss_fn, step, config, ranks, device, amp_dtype,
+                                         optimizer, scaler, params, pad_id)
+        consumed += config.grad_accum_steps
         grad_norm = float(_grad_norm(params, config.grad_clip))
         scaler.step(optimizer)
         scaler.update()
 
-        done, value = step + 1, float(loss.detach())
-        n_tokens = _count_tokens(batch, pad_id)
+        done = step + 1
         history.steps.append(done)
         history.train_loss.append(value)
         history.lr.append(lr)
@@ -344,13 +380,16 @@ def train(model: nn.Module, train_data: Iterable, config: TrainConfig,
         _call(callbacks, "on_step", state)
         last = done == config.max_steps
         if eval_data is not None and (done % config.eval_every == 0 or last):
-            eval_loss = evaluate(model, eval_data, loss_fn, config.eval_batches, device)
-            model.train()
+            eval_loss = _held_out_loss(model, eval_data, loss_fn, config.eval_batches, device, ranks)
+            net.train()
             history.eval_steps.append(done)
             history.eval_loss.append(eval_loss)
             state.eval_loss = eval_loss
             shown.eval(done, eval_loss, final=last)
             _call(callbacks, "on_eval", state)
+        if config.checkpoint_dir is not None and (last or (config.checkpoint_every is not None
+                                                           and done % config.checkpoint_every == 0)):
+            train_checkpoints.save(config, done, model, optimizer, scaler, history, consumed, ranks)
     model.eval()
     shown.end(config.max_steps, eval_loss)
     _call(callbacks, "on_end", state)

@@ -93,6 +93,15 @@ def count_targets(model: nn.Module, batch: Any) -> int | None:
     return int((target != (IGNORE_INDEX if ignore is None else ignore)).sum())
 
 
+def _weight(model: nn.Module, batch: Any, count: int | None) -> int:
+    """How much a batch's mean loss weighs in a mean over several batches (held-out batches,
+    micro-batches, processes): its targets as the loss function counted them (`count`), else
+    as `count_targets` finds them, else its rows."""
+    if count is None:
+        count = count_targets(model, batch)
+    return _rows(batch) if count is None else count
+
+
 def _rows(batch: Any) -> int:
     first = _input_ids(batch)
     if first is None:
@@ -119,9 +128,10 @@ def _default_loss(model: nn.Module, batch: Any) -> torch.Tensor:
     return loss
 
 
-def _compute_loss(loss_fn: Callable, model: nn.Module, batch: Any, step: int
-                  ) -> tuple[torch.Tensor, int | None]:
-    """(scalar loss, number of targets if the loss function said it, else None)."""
+def _compute_loss(loss_fn: Callable, model: nn.Module, batch: Any, step: int,
+                  module: nn.Module | None = None) -> tuple[torch.Tensor, int | None]:
+    """(scalar loss, number of targets if the loss function said it, else None). `module`:
+    the model whose forward names the batch's entries when `model` wraps it (DDP)."""
     loss, count = loss_fn(model, batch), None
     if isinstance(loss, tuple) and len(loss) == 2:
         loss, count = loss
@@ -134,7 +144,7 @@ def _compute_loss(loss_fn: Callable, model: nn.Module, batch: Any, step: int
         raise ValueError(f"the loss must be a scalar tensor, got {type(loss).__name__}"
                          f"{' of shape ' + str(tuple(loss.shape)) if isinstance(loss, torch.Tensor) else ''}")
     if not torch.isfinite(loss.detach()).all():
-        n = count if count is not None else count_targets(model, batch)
+        n = count if count is not None else count_targets(module or model, batch)
         where = f"at step {step}" if step > 0 else "in evaluation"
         if n == 0:
             raise ValueError(f"a batch {where} has no target to predict (every target equals the "

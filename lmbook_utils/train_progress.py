@@ -50,6 +50,10 @@ class _Progress:
             text += f" · held-out loss {eval_loss:.3f}"
         return text
 
+    def resume(self, losses: list[float]) -> None:
+        """Continue a resumed run: the train losses of the steps before it count as shown."""
+        self.pending.extend(losses)
+
     def step(self, step: int, loss: float) -> None:
         self.pending.append(loss)
         if self.handle is not None and (step % self.every == 0):

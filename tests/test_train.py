@@ -210,7 +210,8 @@ def test_bad_loss_and_bad_data():
     ("max_steps", 0), ("max_steps", 2.5), ("lr", 0.0), ("lr", float("nan")), ("min_lr", -1.0),
     ("weight_decay", -0.1), ("grad_clip", 0.0), ("eval_every", 0), ("eval_batches", 0),
     ("warmup_steps", -1), ("betas", (0.9,)), ("betas", (0.9, 1.0)), ("amp", "fp8"),
-    ("seed", -1), ("device", 0)])
+    ("seed", -1), ("device", 0), ("grad_accum_steps", 0), ("checkpoint_every", 0), ("checkpoint_dir", 1),
+    ("parallel", "tp")])
 def test_bad_config_names_the_field(field, value):
     with pytest.raises(ValueError, match=f"TrainConfig.{field}"):
         TrainConfig(**{field: value})
@@ -370,3 +371,40 @@ def test_the_optimizer_is_fused_adamw_on_cpu():
 
     opt = _adamw(Regressor(), TrainConfig(), torch.device("cpu"))
     assert isinstance(opt, torch.optim.AdamW) and opt.defaults["fused"]
+
+
+def test_one_process_one_batch_is_the_reference_loop_bit_for_bit():
+    """The default path (grad_accum_steps=1, one process) does the arithmetic the chapters'
+    stored outputs were computed with: this loop, with dropout drawing from the seeded RNG."""
+    from tiny_lm import padded_batch, tiny_gpt
+
+    from lmbook_utils.train import _adamw
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # either count gives equal runs; one is fastest for a tiny model
+    try:
+        _check_reference_loop(padded_batch, tiny_gpt, _adamw)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _check_reference_loop(padded_batch, tiny_gpt, _adamw):
+    data = [padded_batch([8, 3, 6], 1), padded_batch([2, 8], 2), padded_batch([5, 5, 1, 8], 3)]
+    cfg = TrainConfig(max_steps=7, lr=1e-2, min_lr=1e-3, warmup_steps=2, device="cpu")
+    set_seed(0, threads=None)
+    model = tiny_gpt(dropout=0.2)
+    train(model, data, cfg, progress=False)
+    set_seed(0, threads=None)
+    ref = tiny_gpt(dropout=0.2)
+    set_seed(cfg.seed, threads=None)
+    opt = _adamw(ref, cfg, torch.device("cpu"))
+    for step in range(cfg.max_steps):
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, cfg)
+        loss = ref(*data[step % len(data)]).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(list(ref.parameters()), cfg.grad_clip)
+        opt.step()
+    for (name, a), b in zip(model.named_parameters(), ref.parameters()):
+        assert torch.equal(a, b), name

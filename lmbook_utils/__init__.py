@@ -29,7 +29,8 @@ training loop, plots and exercise checks from here, one module per idea:
   discriminator next to the optimal one the grammar makes computable (08 and 08c);
 - ``calibration``, ``ranking``, ``retrieval`` and ``kg``: calibration error and temperature
   scaling; retrieval and link-prediction metrics; BM25 equal to rank-bm25's, dense retrieval,
-  TransE link prediction (for the coming chapter 09); ``dedup``: exact and near-duplicate
+  TransE link prediction, and ``heads``, sequence, token and span heads over any encoder (for
+  the coming chapter 09); ``dedup``: exact and near-duplicate
   removal with MinHash and LSH (for the coming chapter 10);
 - ``probes``: what a trained model knows about the grammar (head accuracy, induction scores);
 - ``fewshot`` and ``textstats``: few-shot prompts and measures of generated text (chapter 06_gpt);

@@ -49,6 +49,7 @@ One process with k = 1 runs exactly the arithmetic of the book's stored outputs.
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 from collections.abc import Callable, Iterable, Mapping
@@ -218,6 +219,26 @@ class TrainState:
     model: nn.Module
     history: History
     eval_loss: float | None = None  # set in on_eval
+
+
+class Snapshots:
+    """A callback that keeps a copy of the weights after each of the given steps, in memory.
+
+    Introduced in chapter 08_electra: checkpoints along one run (compute fractions of a
+    budget), each fine-tuned afterwards; `saved` maps a step to a deep copy of the state dict.
+    For checkpoints on disk that a run can resume from, see `TrainConfig.checkpoint_dir`."""
+
+    def __init__(self, steps: Iterable[int]) -> None:
+        if not isinstance(steps, Iterable) or isinstance(steps, (str, bytes)):
+            raise ValueError(f"steps must be an iterable of ints >= 1, got {steps!r}")
+        steps = list(steps)
+        if not all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in steps):
+            raise ValueError(f"steps must be ints >= 1 (updates done), got {steps!r}")
+        self.steps, self.saved = set(steps), {}
+
+    def on_step(self, state: TrainState) -> None:
+        if state.step in self.steps:
+            self.saved[state.step] = copy.deepcopy(state.model.state_dict())
 
 
 def _cycle(data: Iterable, name: str):

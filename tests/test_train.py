@@ -408,3 +408,32 @@ def _check_reference_loop(padded_batch, tiny_gpt, _adamw):
         opt.step()
     for (name, a), b in zip(model.named_parameters(), ref.parameters()):
         assert torch.equal(a, b), name
+
+
+def test_snapshots_keep_independent_copies_at_the_given_steps():
+    from lmbook_utils.train import Snapshots
+
+    snaps = Snapshots([3, 10])
+    model, _ = fit(steps=10, callbacks=[snaps])
+    assert sorted(snaps.saved) == [3, 10]
+    for name, value in model.state_dict().items():          # the last step's copy is the trained model
+        assert torch.equal(snaps.saved[10][name], value)
+    assert any(not torch.equal(snaps.saved[3][k], snaps.saved[10][k]) for k in snaps.saved[3])
+    # a copy, not a view: training the model further leaves the snapshot as it was
+    kept = {k: v.clone() for k, v in snaps.saved[10].items()}
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+    assert all(torch.equal(kept[k], snaps.saved[10][k]) for k in kept)
+    # the same run snapshotted at step 3 alone gives the same copy (deterministic, no side effect)
+    again = Snapshots([3])
+    fit(steps=10, callbacks=[again])
+    assert all(torch.equal(again.saved[3][k], snaps.saved[3][k]) for k in kept)
+
+
+@pytest.mark.parametrize("steps", [[0], [2, -1], [1.5], ["3"], [True], 4])
+def test_snapshots_refuse_bad_steps(steps):
+    from lmbook_utils.train import Snapshots
+
+    with pytest.raises(ValueError, match="steps must"):
+        Snapshots(steps)

@@ -8,7 +8,8 @@ code of ours: config.json, model.safetensors (no pickle) and the tokenizer files
 Tokenizers: a WordPiece tokenizer is written as BERT's vocab.txt (transformers'
 `BertTokenizer` splits text into the same ids); the others as tokenizer.json, a Hugging Face
 `tokenizers` file that `PreTrainedTokenizerFast` reads (a word-level vocabulary with the same
-pre-tokenization, or the BPE model itself).
+pre-tokenization, or the BPE model itself). `padding_side` is the side the loaded tokenizer
+pads on: "right" as transformers' default (BERT, GPT), "left" for XLNet, as its own tokenizer.
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ def special_token_ids(tokenizer: Tokenizer | None) -> dict[str, int | None]:
     return {f"{role}_token_id": i for role, i in ids.items()}
 
 
-def _write_tokenizer(tokenizer: Tokenizer, folder: Path, max_len: int) -> None:
+def _write_tokenizer(tokenizer: Tokenizer, folder: Path, max_len: int, padding_side: str = "right") -> None:
     roles = {f"{role}_token": tok for role, tok in tokenizer.roles.items() if tok is not None}
     if isinstance(tokenizer, WordPieceTokenizer):
         (folder / "vocab.txt").write_text("\n".join(tokenizer.vocab()) + "\n", encoding="utf-8")
@@ -98,17 +99,24 @@ def _write_tokenizer(tokenizer: Tokenizer, folder: Path, max_len: int) -> None:
         hf_tokenizer(tokenizer).save(str(folder / "tokenizer.json"))
         config = {"tokenizer_class": "PreTrainedTokenizerFast", **roles}
     config["model_max_length"] = max_len
+    config["padding_side"] = padding_side
     (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=2, ensure_ascii=False),
                                                   encoding="utf-8")
 
 
 def write_folder(folder: str | os.PathLike, config: dict, state: dict[str, torch.Tensor],
-                 tokenizer: Tokenizer | None = None, max_len: int | None = None) -> Path:
+                 tokenizer: Tokenizer | None = None, max_len: int | None = None,
+                 padding_side: str = "right") -> Path:
     """Write config.json, model.safetensors and (given a tokenizer) its files into `folder`.
 
     `config` is the model's Hugging Face config; with a tokenizer, its special token ids are
-    added, and its vocabulary size must be the model's."""
+    added, and its vocabulary size must be the model's. `padding_side` ("right" or "left") is
+    where the loaded tokenizer puts its pads: left for a model that generates after a padded
+    batch with relative positions only (XLNet), as that model's own Hugging Face tokenizer."""
     from safetensors.torch import save_file
+
+    if padding_side not in ("right", "left"):
+        raise ValueError(f"padding_side must be 'right' or 'left', got {padding_side!r}")
 
     if tokenizer is not None:
         if not isinstance(tokenizer, Tokenizer):
@@ -122,5 +130,5 @@ def write_folder(folder: str | os.PathLike, config: dict, state: dict[str, torch
     (folder / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
     save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
     if tokenizer is not None:
-        _write_tokenizer(tokenizer, folder, max_len or 512)
+        _write_tokenizer(tokenizer, folder, max_len or 512, padding_side)
     return folder

@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 import torch
 
 from .modeling import IGNORE_INDEX, check_attention_mask
-from .xlnet import XLNet, sample_permutation
+from .xlnet import XLNet, check_span_args, sample_permutation
 
 __all__ = ["order_inputs", "log_prob_under_order", "pair_log_probs_bert", "pair_log_probs_xlnet",
            "permutation_lm_loss"]
@@ -158,15 +158,19 @@ def pair_log_probs_xlnet(model: XLNet, input_ids: torch.Tensor, token_type_ids: 
 
 
 def permutation_lm_loss(k: int = 6, generator: torch.Generator | None = None, pad_id: int | None = None,
-                        ignore_index: int = IGNORE_INDEX, special_ids: Sequence[int] = ()) -> Callable:
+                        ignore_index: int = IGNORE_INDEX, special_ids: Sequence[int] = (), span: bool = False,
+                        max_span: int = 5) -> Callable:
     """A `train` loss function: for a batch (input_ids, token_type_ids) or (input_ids,), draw an
     order per row with `xlnet.sample_permutation` (the last 1/k of each order predicted; padding,
     the tokens equal to pad_id, never; nor the tokens in special_ids, such as [CLS] and [SEP],
     which are context for every position, as in the original code) and return XLNet's
     cross-entropy on those targets, with the number of targets for `train.evaluate`'s per-token
-    average."""
+    average. With span=True the targets (as many as without) are contiguous spans of 1 to
+    max_span tokens, as the original code's `_sample_mask` chooses them (`sample_permutation`'s
+    span mode, over tokens: no word boundaries)."""
     if isinstance(k, bool) or not isinstance(k, int) or k < 2:
         raise ValueError(f"k must be an int >= 2 (predict the last 1/k of each order), got {k!r}")
+    check_span_args(span, max_span)
     if not all(isinstance(i, int) and not isinstance(i, bool) for i in special_ids):
         raise ValueError(f"special_ids must be token ids (ints), got {special_ids!r}")
     specials = list(special_ids)
@@ -176,7 +180,7 @@ def permutation_lm_loss(k: int = 6, generator: torch.Generator | None = None, pa
         keep = None if pad_id is None else ids != pad_id
         fixed = torch.isin(ids, torch.tensor(specials, dtype=ids.dtype, device=ids.device)) if specials else None
         p = sample_permutation(ids, k=k, attention_mask=keep, generator=generator, ignore_index=ignore_index,
-                               never_predict=fixed)
+                               never_predict=fixed, span=span, max_span=max_span)
         out = model(ids, attention_mask=keep, token_type_ids=seg, perm_mask=p.perm_mask,
                     target_mapping=p.target_mapping, targets=p.targets)
         return out.loss, int((p.targets != ignore_index).sum())

@@ -21,17 +21,24 @@ How it is built (the architecture is Transformer-XL's, Dai et al. 2019):
 - Memory: the content states of the previous segment (`mems`) are extra keys and values that
   every query may attend to (Transformer-XL's recurrence); `cache_mem` keeps the last `mem_len`.
 - Partial prediction: only the last 1/K of each order is predicted (`sample_permutation`), so
-  that every prediction has enough context.
+  that every prediction has enough context. The predicted tokens are either a random subset of
+  single tokens (the default) or, with `span=True`, contiguous spans of 1 to `max_span` tokens
+  (or whole words), chosen as the original code's `_sample_mask` does.
 
 Shapes are batch-first in our API and inside (Hugging Face's code is sequence-first,
 (len, batch, ...)). `attention_mask` follows the package (True/1 = real token).
 `perm_mask` follows Hugging Face and the original code: perm_mask[b, i, j] = 1 means position i
 may NOT attend to position j. Given the same weights the model equals Hugging Face's
 `XLNetLMHeadModel` and `XLNetForTokenClassification` (tested, eval mode, with padding, permutation
-masks, memory and segments); `from_hf_state_dict`, `to_hf_state_dict` and `save_pretrained`
-convert in both directions. Not implemented: `bi_data` (the pretraining input pipeline that runs
-half the batch backwards), `attn_type="uni"` (Transformer-XL's causal attention), shared
-attention biases (`untie_r=False`) and span-based prediction.
+masks, memory, segments and `bi_data`); `from_hf_state_dict`, `to_hf_state_dict` and
+`save_pretrained` convert in both directions. Not implemented: `attn_type="uni"` (Transformer-XL's
+causal attention) and shared attention biases (`untie_r=False`).
+- bi_data (the original's "bidirectional data"): the model half only. The original input
+  pipeline puts the same text streams read backwards in the second half of each batch; the
+  model gives that half negated distances (`relative_positional_encoding(backward=True)`), so
+  the position term still sees the distances of the text in its own order, and the memory of a
+  backward stream, the segment read before it, is what follows the text. A bi_data batch must
+  be even; filling its second half is the data's job (`xlnet_pretraining.segment_streams`).
 - Generation: `generate` writes left to right as Hugging Face's XLNetLMHeadModel.generate does (a
   dummy token after the text, predicted by the query stream), re-encoding the whole text at each
   step or, with `use_mems`, only the last tokens on top of a memory of frozen earlier states (an
@@ -43,6 +50,7 @@ together; the Hugging Face interchange is the last section.
 
 from __future__ import annotations
 
+import bisect
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,7 +85,7 @@ class XLNetConfig:
     dropout: float = 0.1  # on embeddings, positional encodings, attention weights and residual branches
     mem_len: int | None = None  # memory states kept for the next segment; None or 0 = no limit (all, as HF)
     reuse_len: int | None = None  # only the first reuse_len positions of a segment go into memory; None = all
-    bi_data: bool = False  # the original's bidirectional input pipeline: not implemented, must be False
+    bi_data: bool = False  # the second half of each batch is the first's text streams backwards (negated distances)
     clamp_len: int = -1  # relative distances beyond +-clamp_len share one encoding; -1 = no clamping
     same_length: bool = False  # Transformer-XL option for attn_type="uni" only: must be False
     attn_type: str = "bi"  # "bi": XLNet's bidirectional attention (Transformer-XL's "uni" not implemented)
@@ -105,9 +113,9 @@ class XLNetConfig:
             value = getattr(self, field)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
                 raise ValueError(f"{name}.{field} must be None or an int >= 0, got {value!r}")
-        if self.bi_data is not False:
-            raise ValueError(f"{name}.bi_data=True (the pretraining pipeline that reads half of each batch "
-                             f"backwards) is not implemented; use bi_data=False, got {self.bi_data!r}")
+        if not isinstance(self.bi_data, bool):
+            raise ValueError(f"{name}.bi_data must be a bool (True: the second half of each batch is read "
+                             f"backwards), got {self.bi_data!r}")
         if isinstance(self.clamp_len, bool) or not isinstance(self.clamp_len, int):
             raise ValueError(f"{name}.clamp_len must be an int (-1 = no clamping), got {self.clamp_len!r}")
         if self.same_length is not False:
@@ -153,9 +161,11 @@ class XLNetOutput(ModelOutput):
 
 # ---- relative positions ---------------------------------------------------------------------
 def relative_positional_encoding(qlen: int, klen: int, d_model: int, clamp_len: int = -1,
-                                 device: torch.device | str | None = None) -> torch.Tensor:
+                                 device: torch.device | str | None = None, backward: bool = False) -> torch.Tensor:
     """(klen + qlen, d_model) float32: row r encodes the relative distance klen - r, from klen
     down to -qlen + 1, as [sin(d * f), cos(d * f)] with f_k = 1 / 10000^(2k / d_model).
+    backward=True negates every distance (row r: r - klen), for the second half of a bi_data
+    batch, whose text is read backwards: negated, its distances are those of the text's own order.
 
     Sines and cosines are concatenated, not interleaved as in `transformer.sinusoidal_positions`
     (the same numbers in another order: Hugging Face's and the original's layout). klen = memory +
@@ -165,6 +175,8 @@ def relative_positional_encoding(qlen: int, klen: int, d_model: int, clamp_len: 
     freq_seq = torch.arange(0, d_model, 2, dtype=torch.int64, device=device).float()
     inv_freq = 1 / torch.pow(10000, (freq_seq / d_model))
     pos_seq = torch.arange(klen, -qlen, -1, dtype=torch.int64, device=device).float()
+    if backward:  # Hugging Face's arange(-klen, qlen, 1): the same numbers
+        pos_seq = -pos_seq
     if clamp_len > 0:
         pos_seq = pos_seq.clamp(-clamp_len, clamp_len)
     angles = pos_seq[:, None] * inv_freq
@@ -434,6 +446,10 @@ class XLNet(nn.Module):
             got = (f"{token_type_ids.dtype} {tuple(token_type_ids.shape)}" if isinstance(token_type_ids, torch.Tensor)
                    else type(token_type_ids).__name__)
             raise ValueError(f"token_type_ids must be an integer tensor of shape {(b, qlen)} (segment ids), got {got}")
+        if c.bi_data and b % 2:
+            # Hugging Face halves with bsz // 2: 0 rows of output for a batch of 1, an einsum error for 3
+            raise ValueError(f"config.bi_data=True needs an even batch (its first half read forwards, the "
+                             f"second the same text streams backwards), got batch size {b}")
         if use_mems is None:
             use_mems = c.use_mems_train if self.training else c.use_mems_eval
 
@@ -452,7 +468,12 @@ class XLNet(nn.Module):
             different = token_type_ids[:, :, None] != cat_ids[:, None, :]  # (b, qlen, klen)
             seg_mat = torch.stack([~different, different], dim=-1).to(dtype)  # one-hot: [same, different]
         r = relative_positional_encoding(qlen, mlen + qlen, c.d_model, c.clamp_len, device=h.device).to(dtype)
-        r = self.dropout(r.expand(b, -1, -1))
+        r = r.expand(b, -1, -1)
+        if c.bi_data:  # the second half's text runs backwards: negated distances
+            back = relative_positional_encoding(qlen, mlen + qlen, c.d_model, c.clamp_len, device=h.device,
+                                                backward=True).to(dtype)
+            r = torch.cat([r[:b // 2], back.expand(b // 2, -1, -1)])
+        r = self.dropout(r)
 
         new_mems, attentions, query_attentions = [], [], []
         for i, layer in enumerate(self.layers):
@@ -542,14 +563,79 @@ class PermutationBatch:
     order: torch.Tensor  # (batch, T) long: order[b, s] = the position at step s; padding last
 
 
+def check_span_args(span: object, max_span: object) -> None:
+    """ValueError unless span is a bool and max_span an int >= 1 (`sample_permutation`'s span mode)."""
+    if not isinstance(span, bool):
+        raise ValueError(f"span must be a bool (True = predict contiguous spans), got {span!r}")
+    if isinstance(max_span, bool) or not isinstance(max_span, int) or max_span < 1:
+        raise ValueError(f"max_span must be an int >= 1 (the longest span, in tokens or words), got {max_span!r}")
+
+
+def _span_row(may_predict: list[bool], starts: list[bool], c: int, k: int, cdf: list[float],
+              draws: list[tuple[float, float]], keys: list[float]) -> list[bool]:
+    """One row's c targets in span mode (see `sample_permutation`): `may_predict` and `starts`
+    (word starts) per position, the cumulative probabilities of the span lengths 1, 2, ..., and
+    uniform numbers: (length, offset) per window and a key per position for the top-ups."""
+    t = len(may_predict)
+    may_start = [p and w for p, w in zip(may_predict, starts, strict=True)]
+    chosen, count, cur = [False] * t, 0, 0
+    for u_len, u_offset in draws:  # each window moves cur on by more than 2, so t draws are enough
+        if cur >= t or count >= c:
+            break
+        n = min(bisect.bisect_right(cdf, u_len) + 1, len(cdf), c - count)  # p(n) ~ 1/n, capped
+        window = n * k
+        offset = int(u_offset * window)  # uniform in 0 .. window - 1
+        beg = cur + offset
+        while beg < t and not may_start[beg]:
+            beg += 1
+        if beg >= t:
+            break
+        end, words = beg, 0
+        while end < t and may_predict[end] and count < c:  # n words (tokens), never past c targets
+            if starts[end]:
+                if words == n:
+                    break
+                words += 1
+            chosen[end] = True
+            count += 1
+            end += 1
+        cur = end + window - offset
+    # top up with single positions, uniformly at random: word starts first
+    for pool in (may_start, may_predict):
+        if count == c:
+            break
+        free = sorted((i for i in range(t) if pool[i] and not chosen[i]), key=keys.__getitem__)[:c - count]
+        for i in free:
+            chosen[i] = True
+        count += len(free)
+    return chosen
+
+
+def _span_targets(may_predict: torch.Tensor, word_start: torch.Tensor | None, c: torch.Tensor, k: int,
+                  max_span: int, generator: torch.Generator | None, draw_on: torch.device) -> torch.Tensor:
+    """(batch, T) bool on the CPU, True at span mode's targets: `_span_row` for each row."""
+    b, t = may_predict.shape
+    draws = torch.rand((b, t, 3), generator=generator, device=draw_on).cpu().tolist()
+    weights = [1.0 / n for n in range(1, max_span + 1)]
+    cdf = [sum(weights[:n]) / sum(weights) for n in range(1, max_span + 1)]
+    predictable = may_predict.cpu().tolist()
+    starts = [[True] * t] * b if word_start is None else word_start.cpu().tolist()
+    counts = c.tolist()
+    rows = [_span_row(predictable[r], starts[r], counts[r], k, cdf, [(d[0], d[1]) for d in draws[r]],
+                      [d[2] for d in draws[r]]) for r in range(b)]
+    return torch.tensor(rows, dtype=torch.bool).reshape(b, t)
+
+
 def sample_permutation(input_ids: torch.Tensor, k: int = 6, attention_mask: torch.Tensor | None = None,
                        generator: torch.Generator | None = None, ignore_index: int = IGNORE_INDEX,
-                       never_predict: torch.Tensor | None = None) -> PermutationBatch:
+                       never_predict: torch.Tensor | None = None, span: bool = False, max_span: int = 5,
+                       word_start: torch.Tensor | None = None) -> PermutationBatch:
     """Draw a factorization order per row and the masks that make XLNet follow it, predicting
     the last 1/k of each order (partial prediction: the paper's pretraining used K = 6).
 
-    For a row with n real tokens, c = max(1, n // k) tokens are targets: the last c of a uniformly
-    random order of the real positions. Then, as in the original code:
+    For a row with n real tokens, c = max(1, n_free // k) tokens are targets (n_free: the real
+    tokens that may be predicted, see never_predict): by default the last c of a uniformly random
+    order of the real positions, a random subset of single tokens. Then, as in the original code:
     - a target may not see itself or any target later in the order (perm_mask = 1): its query
       stream reads only what comes before it, and its content stream, which sees itself, is
       read only by later targets;
@@ -560,22 +646,51 @@ def sample_permutation(input_ids: torch.Tensor, k: int = 6, attention_mask: torc
     tokens"), are never targets either: they come first in `order`, as context for every position,
     and the targets are counted among the other real tokens.
 
+    Span mode (`span=True`): the same number c of targets per row, chosen as contiguous spans, the
+    way the original code's `_sample_mask` (zihangdai/xlnet, data_utils.py) chooses them, with its
+    mask_alpha = k and mask_beta = 1. Walking the row from left to right: draw a span length n in
+    1..max_span (an int >= 1; 5 as in the original) with p(n) proportional to 1/n, capped at the
+    targets still needed; the span starts at a uniformly random offset l in [0, n k) from the
+    current position, moved forward to the next position that may be predicted (real, not
+    never_predict and, when `word_start` (batch, T) bool is given, a word start); it covers n
+    positions, or n whole words with word_start (a word start and the positions after it that are
+    not word starts), and stops early at a position that may not be predicted, at the end of the
+    row or at c targets; the walk goes on n k - l positions after the span. So n targets come with
+    n k positions of context, about 1/(k + 1) of the row. When the walk ends with fewer than c
+    targets, the row is topped up with single predictable positions drawn uniformly at random
+    (with word_start: word starts only, while any are left, so that every run of targets begins at
+    a word start when the row has at least c predictable word starts). The order puts the context
+    first and the targets after it in a uniformly random order, so the masks follow the same rule
+    as in token mode. A Python loop per row, on the CPU: meant for batches of moderate size.
+
     num_predict = max(1, T // k), the most any row can need, so the shapes depend on T alone. A
     row with fewer targets fills its other slots with distinct non-target positions and
     ignore_index as their targets (a zero row would be an error, and two slots on one position
-    would add up their queries). Only one kind of prediction exists here: single tokens chosen by
-    the order (no span-based prediction).
+    would add up their queries), in both modes.
 
     Every row needs at least 2 real tokens (so that the first target sees some context), and k
     must be an int >= 2. The random numbers are drawn on the generator's device (the CPU for
     the default generator and for torch.Generator()) and moved to input_ids' device, so one seed
-    gives the same order on every device; the outputs are on input_ids' device."""
+    gives the same order on every device; the outputs are on input_ids' device. With span=False
+    the draws are exactly those of the token mode alone (span mode draws more after them)."""
     if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2 or input_ids.dtype != torch.long:
         raise ValueError("input_ids must be a (batch, T) tensor of token ids (torch.long)")
     if isinstance(k, bool) or not isinstance(k, int) or k < 2:
         raise ValueError(f"k must be an int >= 2 (predict the last 1/k of each order), got {k!r}")
+    check_span_args(span, max_span)
     b, t = input_ids.shape
     device = input_ids.device
+    if word_start is not None:
+        if not span:
+            raise ValueError("word_start is used only with span=True (token mode predicts single tokens)")
+        if (not isinstance(word_start, torch.Tensor) or word_start.dtype != torch.bool
+                or tuple(word_start.shape) != (b, t)):
+            got = (f"{word_start.dtype} {tuple(word_start.shape)}" if isinstance(word_start, torch.Tensor)
+                   else type(word_start).__name__)
+            raise ValueError(f"word_start must be a bool tensor of shape {(b, t)} (True = a word's first token), "
+                             f"got {got}")
+    if span and device.type == "meta":
+        raise ValueError("span=True walks the rows' masks on the CPU: input_ids may not be on the meta device")
     keep = (torch.ones(b, t, dtype=torch.bool, device=device) if attention_mask is None
             else check_attention_mask(attention_mask, (b, t)))
     fixed = torch.zeros_like(keep)
@@ -594,11 +709,15 @@ def sample_permutation(input_ids: torch.Tensor, k: int = 6, attention_mask: torc
                          f"(never_predict False), got {n.tolist()} real and {n_free.tolist()} predictable")
     draw_on = generator.device if generator is not None else torch.device("cpu")
     u = torch.rand((b, t), generator=generator, device=draw_on).to(device)
-    # never-predicted tokens (-1.0) first, padding (2.0) last, the rest in a random order
-    order = torch.sort(u.masked_fill(~keep, 2.0).masked_fill(fixed, -1.0), dim=1, stable=True).indices
+    c = torch.clamp(n_free // k, min=1)  # targets per row
+    key = u
+    if span:  # the walk's targets after all the context (u's ranks are < t), each part in u's random order
+        chosen = _span_targets(keep & ~fixed, word_start, c, k, max_span, generator, draw_on).to(device)
+        key = u.argsort(dim=1).argsort(dim=1) + t * chosen
+    # never-predicted tokens (-1) first, padding (2 t + 1, above every key) last, the rest in a random order
+    order = torch.sort(key.masked_fill(~keep, 2 * t + 1).masked_fill(fixed, -1), dim=1, stable=True).indices
     steps = torch.arange(t, device=device).expand(b, t)
     rank = torch.empty_like(order).scatter_(1, order, steps)  # rank[b, position] = its step in the order
-    c = torch.clamp(n_free // k, min=1)  # targets per row
     is_target = keep & (rank >= (n - c)[:, None])
     # i may not see j when j is a target that does not come before i
     perm_mask = is_target[:, None, :] & (rank[:, None, :] >= rank[:, :, None])
@@ -778,9 +897,11 @@ def hf_config(config: XLNetConfig) -> dict:
 
 def save_pretrained(model: XLNet, folder: str | os.PathLike, tokenizer: Tokenizer | None = None) -> Path:
     """Write a folder that `transformers.XLNetLMHeadModel.from_pretrained(folder)` loads
-    (config.json, model.safetensors and, given a tokenizer, its files)."""
+    (config.json, model.safetensors and, given a tokenizer, its files). The tokenizer pads on
+    the left, as Hugging Face's XLNetTokenizer: generation appends on the right, and with
+    relative positions only the pads change no distance between real tokens."""
     if not isinstance(model, XLNet):
         raise TypeError(f"model must be an XLNet, got {type(model).__name__}")
     state = to_hf_state_dict(model)
     state.pop("lm_loss.weight")  # tied to the word embeddings: stored once
-    return write_folder(folder, hf_config(model.config), state, tokenizer)
+    return write_folder(folder, hf_config(model.config), state, tokenizer, padding_side="left")

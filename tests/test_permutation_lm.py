@@ -171,6 +171,26 @@ def test_permutation_lm_loss_never_predicts_the_special_ids():
         permutation_lm_loss(special_ids=["[CLS]"])
 
 
+def test_permutation_lm_loss_in_span_mode_is_the_samplers_span_batch():
+    torch.manual_seed(0)
+    model = XLNet(XLNetConfig.tiny(vocab_size=VOCAB, pad_id=0))
+    ids = torch.randint(3, VOCAB, (3, 24), generator=torch.Generator().manual_seed(7))
+    ids[0, 16:] = 0
+    ids[:, 0] = 1  # a special id
+    loss_fn = permutation_lm_loss(k=4, generator=torch.Generator().manual_seed(8), pad_id=0, special_ids=[1],
+                                  span=True, max_span=3)
+    loss, n = loss_fn(model, (ids,))
+    assert n == 15 // 4 + 23 // 4 + 23 // 4  # as many targets as in token mode
+    p = sample_permutation(ids, k=4, attention_mask=ids != 0, generator=torch.Generator().manual_seed(8),
+                           never_predict=ids == 1, span=True, max_span=3)
+    token = sample_permutation(ids, k=4, attention_mask=ids != 0, generator=torch.Generator().manual_seed(8),
+                               never_predict=ids == 1)
+    assert not torch.equal(p.perm_mask, token.perm_mask)
+    by_hand = model(ids, attention_mask=ids != 0, perm_mask=p.perm_mask, target_mapping=p.target_mapping,
+                    targets=p.targets).loss
+    torch.testing.assert_close(loss, by_hand)
+
+
 def test_meta_device():
     order = torch.arange(6, device="meta").expand(2, 6)
     predict = torch.arange(6, device="meta").expand(2, 6) > 0
@@ -195,6 +215,8 @@ def test_meta_device():
     (lambda m: pair_log_probs_xlnet(torch.nn.Linear(2, 2), torch.ones(1, 4, dtype=torch.long), None, 0, 1, [2]),
      "must be an XLNet"),
     (lambda m: permutation_lm_loss(k=1), "k must be an int >= 2"),
+    (lambda m: permutation_lm_loss(span=1), "span must be a bool"),
+    (lambda m: permutation_lm_loss(span=True, max_span=0), "max_span must be an int >= 1"),
 ])
 def test_bad_input_names_the_argument(call, message):
     model = XLNet(XLNetConfig.tiny(vocab_size=VOCAB))

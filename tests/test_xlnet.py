@@ -1,6 +1,6 @@
 """XLNet: parity with Hugging Face transformers (plain, permutation masks, memory, segments, token
-classification, generation with and without memory), the relative shift, the permutation sampler,
-export, bad input."""
+classification, generation with and without memory, bi_data), the relative shift, the permutation
+sampler, export (with a left-padding tokenizer), bad input."""
 
 from __future__ import annotations
 
@@ -30,8 +30,8 @@ def hf_xlnet_config(cfg: XLNetConfig, **extra):
     return transformers.XLNetConfig(
         vocab_size=cfg.vocab_size, d_model=cfg.d_model, n_layer=cfg.n_layers, n_head=cfg.n_heads,
         d_inner=cfg.d_inner, ff_activation=cfg.ff_activation, layer_norm_eps=cfg.layer_norm_eps, dropout=0.0,
-        mem_len=cfg.mem_len, reuse_len=cfg.reuse_len, clamp_len=cfg.clamp_len, pad_token_id=0,
-        bos_token_id=None, eos_token_id=None, **extra)
+        mem_len=cfg.mem_len, reuse_len=cfg.reuse_len, clamp_len=cfg.clamp_len, bi_data=cfg.bi_data,
+        pad_token_id=0, bos_token_id=None, eos_token_id=None, **extra)
 
 
 @torch.no_grad()
@@ -167,6 +167,121 @@ def test_segments_match_hf_with_and_without_memory(i):
         torch.testing.assert_close(got2.logits, want2.logits, **TOL)
 
 
+# ---- bi_data: the second half of the batch backwards ----------------------------------------
+BI_MODES = ["plain", "perm_mask", "mems", "segments"]
+BI_CONFIGS = [*CONFIGS, {"d_model": 16, "n_heads": 2, "n_layers": 2, "d_inner": 32, "clamp_len": 2, "mem_len": 3}]
+
+
+@torch.no_grad()
+def run_both(ours, theirs, mode: str, seed: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(our logits, Hugging Face's) on a batch of 4 (rows 0 and 2 padded, rows 2-3 the backward
+    half) in one of the four modes of the parity tests above."""
+    ids, keep = batch(seed, b=4, t=8)
+    keep[2, :2] = False  # padding in the backward half too
+    ids[~keep] = 0
+    if mode == "plain":
+        return [(ours(ids, attention_mask=keep).logits, theirs(ids, attention_mask=keep.float()).logits),
+                (ours(ids).logits, theirs(ids).logits)]
+    if mode == "perm_mask":
+        p = sample_permutation(ids, k=3, attention_mask=keep, generator=torch.Generator().manual_seed(seed))
+        return [(ours(ids, attention_mask=keep, perm_mask=p.perm_mask, target_mapping=p.target_mapping).logits,
+                 theirs(ids, attention_mask=keep.float(), perm_mask=p.perm_mask,
+                        target_mapping=p.target_mapping).logits)]
+    if mode == "mems":
+        first = torch.randint(1, VOCAB, (4, 6), generator=torch.Generator().manual_seed(seed))
+        got1, want1 = ours(first, use_mems=True), theirs(first, use_mems=True)
+        got2 = ours(ids, attention_mask=keep, mems=got1.mems, use_mems=True)
+        want2 = theirs(ids, attention_mask=keep.float(), mems=want1.mems, use_mems=True)
+        p = sample_permutation(ids, k=2, attention_mask=keep, generator=torch.Generator().manual_seed(seed))
+        got3 = ours(ids, mems=got2.mems, perm_mask=p.perm_mask, target_mapping=p.target_mapping)
+        want3 = theirs(ids, mems=want2.mems, perm_mask=p.perm_mask, target_mapping=p.target_mapping)
+        return [(got1.logits, want1.logits), (got2.logits, want2.logits), (got3.logits, want3.logits)]
+    if mode == "segments":
+        seg = (torch.arange(8)[None, :] >= torch.tensor([[3], [4], [5], [2]])).long()
+        seg[:, -1] = 2
+        return [(ours(ids, attention_mask=keep, token_type_ids=seg).logits,
+                 theirs(ids, attention_mask=keep.float(), token_type_ids=seg).logits)]
+    raise AssertionError(mode)
+
+
+@pytest.mark.parametrize("mode", BI_MODES)
+@pytest.mark.parametrize("i", range(len(BI_CONFIGS)))
+def test_bi_data_matches_hf(i, mode):
+    ours, theirs = pair(90 + i, bi_data=True, **BI_CONFIGS[i])
+    assert theirs.config.bi_data and ours.config.bi_data
+    for got, want in run_both(ours, theirs, mode, seed=i):
+        torch.testing.assert_close(got, want, **TOL)
+
+
+@pytest.mark.parametrize("mode", BI_MODES)
+def test_bi_data_changes_only_the_second_half(mode):
+    """The same weights with bi_data=False: the first half of the batch is unchanged, the second
+    differs (a bi_data that did nothing would pass the parity test of a buggy Hugging Face)."""
+    bi, bi_hf = pair(95, bi_data=True, **BI_CONFIGS[3])
+    plain = XLNet(XLNetConfig(vocab_size=VOCAB, dropout=0.0, **BI_CONFIGS[3])).eval()
+    plain.load_state_dict(bi.state_dict())
+    plain_hf = transformers.XLNetLMHeadModel(hf_xlnet_config(plain.config)).eval()
+    plain_hf.load_state_dict(bi_hf.state_dict())
+    for (got, got_hf), (fwd, fwd_hf) in zip(run_both(bi, bi_hf, mode, 5), run_both(plain, plain_hf, mode, 5),
+                                            strict=True):
+        torch.testing.assert_close(got[:2], fwd[:2], **TOL)
+        assert (got[2:] - fwd[2:]).abs().max() > 1e-3
+        assert (got_hf[2:] - fwd_hf[2:]).abs().max() > 1e-3  # Hugging Face's too
+
+
+@pytest.mark.parametrize("clamp_len", [-1, 3])
+def test_bi_data_backward_half_reads_a_reversed_text_as_the_text(clamp_len):
+    """Negated distances undo the reversal: a backward row holding the text reversed gives the
+    forward row's outputs, reversed (the position term sees the distances of the original text;
+    with a memory, the difference is that the memory then holds what follows the text)."""
+    model, _ = pair(96, bi_data=True, clamp_len=clamp_len, **CONFIGS[1])
+    ids = torch.randint(1, VOCAB, (2, 7), generator=torch.Generator().manual_seed(96))
+    with torch.no_grad():
+        logits = model(torch.cat([ids, ids.flip(1)])).logits
+    torch.testing.assert_close(logits[2:], logits[:2].flip(1), **TOL)
+
+
+def test_bi_data_refuses_an_odd_batch():
+    # Hugging Face halves with bsz // 2: a batch of 1 gives 0 rows of logits, 3 an einsum error
+    model = XLNet(XLNetConfig.tiny(vocab_size=20, bi_data=True)).eval()
+    for b in (1, 3):
+        with pytest.raises(ValueError, match=rf"bi_data=True needs an even batch .*got batch size {b}"):
+            model(torch.ones(b, 5, dtype=torch.long))
+        with pytest.raises(ValueError, match=rf"bi_data=True needs an even batch .*got batch size {b}"):
+            XLNetTokenClassifier(model, 3)(torch.ones(b, 5, dtype=torch.long))
+        with pytest.raises(ValueError, match=rf"bi_data=True needs an even batch .*got batch size {b}"):
+            generate(model, torch.ones(b, 5, dtype=torch.long), 2)
+    assert model(torch.ones(2, 5, dtype=torch.long)).logits.shape == (2, 5, 20)
+    for bad in (1, "yes", None):
+        with pytest.raises(ValueError, match="XLNetConfig.bi_data must be a bool"):
+            XLNetConfig.tiny(bi_data=bad)
+
+
+@pytest.mark.parametrize("use_mems", [False, True])
+def test_bi_data_generate_matches_hf_generate(use_mems):
+    ours, theirs = pair(97, bi_data=True, **CONFIGS[2])
+    ids = prompts(97, b=4)
+    want = theirs.generate(ids, max_new_tokens=5, do_sample=False, use_mems=use_mems, eos_token_id=None,
+                           pad_token_id=0, output_logits=True, return_dict_in_generate=True)
+    assert torch.equal(generate(ours, ids, 5, use_mems=use_mems), want.sequences)
+    for ours_step, hf_step in zip(steps_by_hand(ours, ids, 5, use_mems), want.logits, strict=True):
+        torch.testing.assert_close(ours_step, hf_step, **TOL)
+
+
+def test_bi_data_is_exported(tmp_path):
+    cfg = XLNetConfig(vocab_size=VOCAB, d_model=16, n_layers=2, n_heads=2, d_inner=32, clamp_len=4, bi_data=True,
+                      dropout=0.0)
+    assert hf_config(cfg)["bi_data"] is True and hf_config(XLNetConfig.tiny())["bi_data"] is False
+    ours = randomize(XLNet(cfg), 98).eval()
+    save_pretrained(ours, tmp_path / "xlnet")
+    loaded = transformers.XLNetLMHeadModel.from_pretrained(tmp_path / "xlnet").eval()
+    assert loaded.config.bi_data is True and loaded.config.clamp_len == 4
+    ids, keep = batch(98, b=4)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(ids, attention_mask=keep).logits,
+                                   loaded(ids, attention_mask=keep.float()).logits, **TOL)
+
+
 def test_token_classifier_matches_hf():
     cfg = XLNetConfig(vocab_size=VOCAB, d_model=16, n_layers=2, n_heads=2, d_inner=32, dropout=0.0)
     theirs = randomize(transformers.XLNetForTokenClassification(hf_xlnet_config(cfg, num_labels=5)), 7).eval()
@@ -196,6 +311,16 @@ def test_relative_positional_encoding_is_hf(clamp_len):
         assert torch.equal(got, want)
     # row r is the distance klen - r: row klen is distance 0, sin(0) = 0 and cos(0) = 1
     assert relative_positional_encoding(2, 3, 4)[3].tolist() == [0.0, 0.0, 1.0, 1.0]
+    # bi_data: called without a batch size, Hugging Face gives one forward and one backward column
+    _, bi = pair(0, d_model=16, n_heads=2, n_layers=1, d_inner=32, clamp_len=clamp_len, bi_data=True)
+    for qlen, klen in ((4, 4), (3, 7)):
+        want = bi.transformer.relative_positional_encoding(qlen, klen, bsz=None)
+        assert want.shape == (klen + qlen, 2, 16)
+        assert torch.equal(relative_positional_encoding(qlen, klen, 16, clamp_len), want[:, 0])
+        assert torch.equal(relative_positional_encoding(qlen, klen, 16, clamp_len, backward=True), want[:, 1])
+    # backward: row r is the distance r - klen, the forward rows with their sines negated
+    fwd, bwd = relative_positional_encoding(3, 5, 8), relative_positional_encoding(3, 5, 8, backward=True)
+    torch.testing.assert_close(bwd, torch.cat([-fwd[:, :4], fwd[:, 4:]], dim=1), atol=1e-6, rtol=0)
 
 
 def test_rel_shift_equals_the_direct_computation():
@@ -216,14 +341,16 @@ def test_rel_shift_equals_the_direct_computation():
 
 
 # ---- the permutation language model -----------------------------------------------------------
-@settings(max_examples=15, deadline=None)
-@given(seed=st.integers(0, 10_000), b=st.integers(1, 3), t=st.integers(2, 10), k=st.integers(2, 4), data=st.data())
-def test_query_stream_never_sees_its_own_token_or_a_later_one(seed, b, t, k, data):
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), b=st.integers(1, 3), t=st.integers(2, 10), k=st.integers(2, 4),
+       span=st.booleans(), max_span=st.integers(1, 4), data=st.data())
+def test_query_stream_never_sees_its_own_token_or_a_later_one(seed, b, t, k, span, max_span, data):
     lengths = data.draw(st.lists(st.integers(2, t), min_size=b, max_size=b))
     keep = torch.arange(t)[None, :] < torch.tensor(lengths)[:, None]
     g = torch.Generator().manual_seed(seed)
     ids = torch.randint(0, 13, (b, t), generator=g)
-    p = sample_permutation(ids, k, attention_mask=keep, generator=torch.Generator().manual_seed(seed))
+    p = sample_permutation(ids, k, attention_mask=keep, generator=torch.Generator().manual_seed(seed),
+                           span=span, max_span=max_span)
     rank = p.order.argsort(1)  # rank[row, position] = its step in the order
     num_predict = max(1, t // k)
     assert p.perm_mask.shape == (b, t, t) and p.target_mapping.shape == (b, num_predict, t)
@@ -287,6 +414,211 @@ def test_never_predicted_tokens_are_context_first_in_the_order_and_never_targets
         sample_permutation(ids, 3, keep, never_predict=fixed.long())
     with pytest.raises(ValueError, match="one of them predictable"):
         sample_permutation(ids, 3, keep, never_predict=torch.ones_like(keep))
+
+
+# ---- span-based prediction --------------------------------------------------------------------
+def test_token_mode_draws_exactly_what_it_drew_before_span_mode_existed():
+    """Chapter 07's stored outputs depend on these draws: the values below were recorded from
+    sample_permutation before `span` existed, and span=False must reproduce them bit for bit."""
+    ids = torch.arange(1, 25).reshape(3, 8)
+    keep = torch.ones(3, 8, dtype=torch.bool)
+    keep[0, 6:], keep[1, :2] = False, False
+    fixed = torch.zeros(3, 8, dtype=torch.bool)
+    fixed[:, 2], fixed[2, 7] = True, True
+
+    def bits(p):
+        return [["".join(str(x) for x in r) for r in m] for m in p.perm_mask.int().tolist()]
+
+    for extra in ({}, {"span": False}, {"span": False, "max_span": 2}):
+        g = torch.Generator().manual_seed(2024)
+        p = sample_permutation(ids, 3, keep, generator=g, never_predict=fixed, **extra)
+        assert torch.randint(0, 1000, (4,), generator=g).tolist() == [799, 951, 211, 964]  # no extra draw
+        assert p.order.tolist() == [[2, 3, 4, 5, 0, 1, 6, 7], [2, 4, 7, 3, 5, 6, 0, 1], [2, 7, 0, 3, 6, 4, 1, 5]]
+        assert p.targets.tolist() == [[2, -100], [15, -100], [18, 22]]
+        assert p.target_mapping.shape == (3, 2, 8) and p.target_mapping.argmax(-1).tolist() == [[1, 2], [6, 2], [1, 5]]
+        assert bits(p) == [
+            ["01000000"] * 6 + ["00000000"] * 2,
+            ["00000000"] * 2 + ["00000010"] * 6,
+            ["01000100"] * 5 + ["00000100"] + ["01000100"] * 2]
+        torch.manual_seed(11)  # the default generator
+        q = sample_permutation(torch.arange(10).expand(2, 10), 4, **extra)
+        assert torch.randint(0, 1000, (4,)).tolist() == [508, 162, 868, 249]
+        assert q.order.tolist() == [[7, 0, 3, 1, 8, 6, 4, 5, 9, 2], [6, 0, 2, 3, 5, 7, 9, 4, 1, 8]]
+        assert q.targets.tolist() == [[9, 2], [1, 8]] and q.target_mapping.argmax(-1).tolist() == [[9, 2], [1, 8]]
+        assert bits(q) == [["0010000001"] * 2 + ["0010000000"] + ["0010000001"] * 7,
+                           ["0100000010"] * 8 + ["0000000010"] + ["0100000010"]]
+
+
+def runs(row: torch.Tensor) -> list[tuple[int, int]]:
+    """(start, length) of each run of True in a 1-d bool tensor."""
+    out, start = [], None
+    for i, v in enumerate(row.tolist() + [False]):
+        if v and start is None:
+            start = i
+        elif not v and start is not None:
+            out.append((start, i - start))
+            start = None
+    return out
+
+
+def target_sets(p, t: int) -> torch.Tensor:
+    """(batch, T) bool: the positions of the used prediction slots."""
+    chosen = torch.zeros(p.targets.shape[0], t, dtype=torch.bool)
+    for row in range(p.targets.shape[0]):
+        chosen[row, p.target_mapping[row].argmax(-1)[p.targets[row] != -100]] = True
+    return chosen
+
+
+def random_rows(seed: int):
+    """A random batch with padding on either side and never_predict positions, and its sizes."""
+    g = torch.Generator().manual_seed(seed)
+    b, t = int(torch.randint(1, 6, (1,), generator=g)), int(torch.randint(2, 41, (1,), generator=g))
+    ids = torch.randint(1, VOCAB, (b, t), generator=g)
+    keep = torch.zeros(b, t, dtype=torch.bool)
+    for row in range(b):
+        n = int(torch.randint(2, t + 1, (1,), generator=g))
+        left = int(torch.randint(0, t - n + 1, (1,), generator=g))
+        keep[row, left:left + n] = True
+    fixed = (torch.rand(b, t, generator=g) < 0.2) & keep
+    for row in range(b):  # keep one predictable real token in each row
+        real = keep[row].nonzero().flatten()
+        fixed[row, real[int(torch.randint(0, len(real), (1,), generator=g))]] = False
+    ids[~keep] = 0
+    return ids, keep, fixed, g
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_span_mode_predicts_c_targets_in_every_row_and_builds_the_masks_by_the_same_rule(seed):
+    ids, keep, fixed, g = random_rows(seed)
+    b, t = ids.shape
+    k, max_span = int(torch.randint(2, 7, (1,), generator=g)), int(torch.randint(1, 7, (1,), generator=g))
+    p = sample_permutation(ids, k, keep, generator=torch.Generator().manual_seed(seed), never_predict=fixed,
+                           span=True, max_span=max_span)
+    token = sample_permutation(ids, k, keep, generator=torch.Generator().manual_seed(seed), never_predict=fixed)
+    num_predict = max(1, t // k)
+    assert p.target_mapping.shape == token.target_mapping.shape == (b, num_predict, t)
+    assert torch.equal(p.target_mapping.sum(-1), torch.ones(b, num_predict))
+    chosen = target_sets(p, t)
+    rank = p.order.argsort(1)
+    for row in range(b):
+        n, f = int(keep[row].sum()), int(fixed[row].sum())
+        c = max(1, (n - f) // k)
+        assert int(chosen[row].sum()) == int((p.targets[row] != -100).sum()) == c
+        assert not (chosen[row] & ~keep[row]).any() and not (chosen[row] & fixed[row]).any()
+        positions = p.target_mapping[row].argmax(-1)
+        assert len(set(positions.tolist())) == num_predict  # unused slots on other positions, as in token mode
+        used = p.targets[row] != -100
+        assert torch.equal(p.targets[row][used], ids[row, positions[used]])
+        # the order: never_predict first, then the rest of the context, the targets, padding last
+        assert set(p.order[row, :f].tolist()) == set(fixed[row].nonzero().flatten().tolist())
+        assert not chosen[row, p.order[row, f:n - c]].any() and chosen[row, p.order[row, n - c:n]].all()
+        assert not keep[row, p.order[row, n:]].any()
+        # the masks: i may not see j when j is a target that does not come before i
+        want = chosen[row][None, :] & (rank[row][None, :] >= rank[row][:, None])
+        assert torch.equal(p.perm_mask[row].bool(), want)
+
+
+def test_spans_are_runs_whose_lengths_follow_one_over_n():
+    b, t, k, max_span = 200, 200, 6, 5
+    ids = torch.randint(1, VOCAB, (b, t), generator=torch.Generator().manual_seed(0))
+    lengths = {}
+    for span in (False, True):
+        p = sample_permutation(ids, k, generator=torch.Generator().manual_seed(1), span=span, max_span=max_span)
+        chosen = target_sets(p, t)
+        assert torch.equal(chosen.sum(1), torch.full((b,), t // k))
+        # leave out the rightmost run (the walk's last span may be cut at c targets) and runs at the row's end
+        lengths[span] = [n for row in chosen for s, n in runs(row)[:-1] if s + n < t]
+    mean = {span: sum(v) / len(v) for span, v in lengths.items()}
+    # 1/n over 1..5 has mean 5 / H_5 = 2.19, lowered by the top-ups (single tokens); uniform lengths: 3
+    assert mean[False] < 1.3 < 1.7 < mean[True] < 2.4, mean
+    count = [sum(n == m for n in lengths[True]) for m in range(max_span + 1)]
+    # n * count(n) is the same for every n under p(n) ~ 1/n; uniform lengths would make it grow as n
+    # (the top-ups, single tokens, add to count(1) alone, and rarely touch a span)
+    scaled = [m * count[m] for m in range(2, max_span + 1)]
+    assert max(scaled) < 1.45 * min(scaled), count  # uniform lengths: 5 / 2
+    assert count[1] > 1.6 * count[2], count
+    assert sum(n > max_span for n in lengths[True]) < 0.03 * len(lengths[True])  # only where a top-up touches a span
+
+
+def test_span_mode_with_word_start_starts_every_run_at_a_word_start():
+    g = torch.Generator().manual_seed(3)
+    b, t, k = 64, 60, 4
+    ids = torch.randint(1, VOCAB, (b, t), generator=g)
+    keep = torch.arange(t)[None, :] < torch.randint(30, t + 1, (b, 1), generator=g)
+    fixed = (torch.rand(b, t, generator=g) < 0.1) & keep
+    starts = torch.rand(b, t, generator=g) < 0.5
+    predictable = keep & ~fixed
+    c = torch.clamp(predictable.sum(1) // k, min=1)
+    assert bool(((predictable & starts).sum(1) >= c).all())  # enough word starts: no top-up needs another
+    p = sample_permutation(ids, k, keep, generator=torch.Generator().manual_seed(4), never_predict=fixed,
+                           span=True, max_span=3, word_start=starts)
+    chosen = target_sets(p, t)
+    assert torch.equal(chosen.sum(1), c)
+    multi = mid_word = 0
+    for row in range(b):
+        for s, n in runs(chosen[row]):
+            assert bool(starts[row, s]), (row, s)  # never inside a word
+            multi += n > 1
+            # a span covers whole words: it ends inside one only where it reached c targets (once a
+            # row at most) or where a top-up (a single word start) touches it
+            mid_word += n > 1 and s + n < t and bool(predictable[row, s + n] and not starts[row, s + n])
+    assert multi > b and mid_word < b // 2  # and spans of more than one token exist
+    # every position a word start: the same draws as without word_start
+    all_starts = sample_permutation(ids, k, keep, generator=torch.Generator().manual_seed(4), never_predict=fixed,
+                                    span=True, max_span=3, word_start=torch.ones(b, t, dtype=torch.bool))
+    plain = sample_permutation(ids, k, keep, generator=torch.Generator().manual_seed(4), never_predict=fixed,
+                               span=True, max_span=3)
+    assert all(torch.equal(x, y) for x, y in zip(vars(all_starts).values(), vars(plain).values(), strict=True))
+    # too few word starts for c targets: the row is topped up with other predictable positions
+    one = torch.zeros(1, 12, dtype=torch.bool)
+    one[0, 5] = True
+    q = sample_permutation(torch.ones(1, 12, dtype=torch.long), 2, span=True, word_start=one,
+                           generator=torch.Generator().manual_seed(0))
+    assert int((q.targets != -100).sum()) == 6 and bool(target_sets(q, 12)[0, 5])
+
+
+def test_span_mode_is_seeded():
+    ids, keep = batch(7, b=3, t=40)
+
+    def draw(seed):
+        return sample_permutation(ids, 4, keep, generator=torch.Generator().manual_seed(seed), span=True)
+
+    a, again, other = draw(5), draw(5), draw(6)
+    assert all(torch.equal(x, y) for x, y in zip(vars(a).values(), vars(again).values(), strict=True))
+    assert not torch.equal(target_sets(a, 40), target_sets(other, 40)) and not torch.equal(a.order, other.order)
+    torch.manual_seed(3)  # the default generator
+    first = sample_permutation(ids, 4, span=True)
+    torch.manual_seed(3)
+    assert torch.equal(sample_permutation(ids, 4, span=True).perm_mask, first.perm_mask)
+
+
+def test_span_mode_batch_matches_hf():
+    ours, theirs = pair(40, **CONFIGS[1])
+    ids, keep = batch(4, b=3, t=20)
+    p = sample_permutation(ids, 3, keep, generator=torch.Generator().manual_seed(9), span=True, max_span=4)
+    assert any(n > 1 for row in target_sets(p, 20) for _, n in runs(row))  # a real span in the batch
+    with torch.no_grad():
+        want = theirs(ids, attention_mask=keep.float(), perm_mask=p.perm_mask, target_mapping=p.target_mapping,
+                      labels=p.targets)
+        got = ours(ids, attention_mask=keep, perm_mask=p.perm_mask, target_mapping=p.target_mapping, targets=p.targets)
+    torch.testing.assert_close(got.logits, want.logits, **TOL)
+    torch.testing.assert_close(got.loss, want.loss, **TOL)
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"span": 1}, "span must be a bool"),
+    ({"span": "yes"}, "span must be a bool"),
+    ({"span": True, "max_span": 0}, "max_span must be an int >= 1"),
+    ({"span": True, "max_span": 2.0}, "max_span must be an int >= 1"),
+    ({"span": True, "max_span": True}, "max_span must be an int >= 1"),
+    ({"span": True, "word_start": torch.ones(2, 5, dtype=torch.long)}, r"word_start must be a bool .* \(2, 5\)"),
+    ({"span": True, "word_start": torch.ones(2, 4, dtype=torch.bool)}, r"word_start must be a bool .* \(2, 5\)"),
+    ({"span": True, "word_start": [True] * 5}, r"word_start must be a bool tensor"),
+    ({"word_start": torch.ones(2, 5, dtype=torch.bool)}, "word_start is used only with span=True"),
+])
+def test_span_arguments_are_checked(changes, message):
+    with pytest.raises(ValueError, match=message):
+        sample_permutation(torch.ones(2, 5, dtype=torch.long), 2, **changes)
 
 
 def test_a_padded_batch_gives_each_rows_logits_alone():
@@ -472,6 +804,33 @@ def test_save_pretrained_loads_in_transformers_with_the_same_logits(tmp_path):
         assert torch.equal(back[k], v), k
 
 
+def test_exported_tokenizer_pads_on_the_left_and_the_padded_batch_gives_each_texts_logits(tmp_path):
+    """As Hugging Face's XLNetTokenizer (generation appends on the right); with relative positions
+    the pads on the left change no distance between real tokens."""
+    from lmbook_utils.tokenizers import WordPieceTokenizer
+
+    texts = ["the cat sat on the mat .", "a dog ran to the park .", "the dog sat ."]
+    tok = WordPieceTokenizer.train(texts * 2, vocab_size=60, min_frequency=1)
+    cfg = XLNetConfig(vocab_size=tok.vocab_size, d_model=16, n_layers=2, n_heads=2, d_inner=32, dropout=0.0,
+                      pad_id=tok.pad_id)
+    ours = randomize(XLNet(cfg), 99).eval()
+    save_pretrained(ours, tmp_path / "xlnet", tok)
+    hf_tok = transformers.AutoTokenizer.from_pretrained(str(tmp_path / "xlnet"), local_files_only=True)
+    assert hf_tok.padding_side == "left" and hf_tok.pad_token_id == tok.pad_id
+    enc = hf_tok(["the cat sat on the mat .", "the dog sat ."], padding=True, return_tensors="pt")
+    ids, mask = enc["input_ids"], enc["attention_mask"]
+    alone = hf_tok("the dog sat .", return_tensors="pt")["input_ids"]
+    n_pad = ids.shape[1] - alone.shape[1]
+    assert n_pad > 0 and mask[0].all()
+    assert mask[1].tolist() == [0] * n_pad + [1] * alone.shape[1]
+    assert ids[1, :n_pad].eq(tok.pad_id).all() and torch.equal(ids[1, n_pad:], alone[0])
+    loaded = transformers.XLNetLMHeadModel.from_pretrained(tmp_path / "xlnet").eval()
+    with torch.no_grad():
+        got = ours(ids, attention_mask=mask).logits
+        torch.testing.assert_close(got[1, n_pad:], ours(alone).logits[0], **TOL)
+        torch.testing.assert_close(got, loaded(ids, attention_mask=mask.float()).logits, **TOL)
+
+
 # ---- bad input ----------------------------------------------------------------------------------
 def test_bad_input_is_named():
     model = XLNet(XLNetConfig.tiny(vocab_size=20)).eval()
@@ -504,8 +863,6 @@ def test_bad_input_is_named():
         model(ids, token_type_ids=torch.zeros(2, 4, dtype=torch.long))
     with pytest.raises(ValueError, match="input_ids holds ids outside"):
         model(torch.tensor([[1, 25]]))
-    with pytest.raises(ValueError, match=r"XLNetConfig.bi_data=True"):
-        XLNetConfig.tiny(bi_data=True)
     with pytest.raises(ValueError, match=r"XLNetConfig.attn_type must be 'bi'"):
         XLNetConfig.tiny(attn_type="uni")
     with pytest.raises(ValueError, match=r"XLNetConfig.untie_r must be True"):

@@ -21,7 +21,9 @@ training loop, plots and exercise checks from here, one module per idea:
 - ``bert`` and ``gpt``: the pretrained models, equal to Hugging Face's (chapters 05 and 06);
 - ``xlnet``, ``permutation_lm`` and ``tagging``: the permutation language model with two-stream
   attention, equal to Hugging Face's; its objective measured (a chosen order's log-probability,
-  two hidden tokens' joint); BIO tags on subword pieces (chapter 07_xlnet);
+  two hidden tokens' joint); BIO tags on subword pieces (chapter 07_xlnet); ``xlnet_pretraining``:
+  XLNet pretrained on a text stream in segments with memory, and the paper's ablations
+  (07b_xlnet_ablations);
 - ``electra``, ``electra_hf``, ``flops`` and ``qa``: replaced-token detection with a generator
   and a discriminator equal to Hugging Face's, the FLOPs of a training step, and extractive
   question answering with SQuAD's metric (chapter 08_electra); the paper's MLM ablations,

@@ -8,11 +8,11 @@ also grade a batch of submissions. Checks never raise on a wrong answer: an
 exception in the learner's code is reported as a message too.
 
 One module per chapter (``ch00_introduction`` ... ``ch08_electra``,
-``ch02b_word_vectors``, ``ch08b_electra_ablations``, ``ch08c_electra_longer_chinese``), each
-importing only what its own checks need; ``_common`` holds what they share. Chapters call
-``exercises.check_xxx(...)``: this package re-exports every check and imports a chapter's module
-only when one of its checks is first used, so chapter 00 does not load torch or the transformer
-to check a probability worked out by hand.
+``ch02b_word_vectors``, ``ch07b_xlnet_ablations``, ``ch08b_electra_ablations``,
+``ch08c_electra_longer_chinese``), each importing only what its own checks need; ``_common``
+holds what they share. Chapters call ``exercises.check_xxx(...)``: this package re-exports every
+check and imports a chapter's module only when one of its checks is first used, so chapter 00
+does not load torch or the transformer to check a probability worked out by hand.
 """
 
 from __future__ import annotations
@@ -50,6 +50,9 @@ _MODULE_OF = {
     "check_query_mask": "ch07_xlnet",
     "check_content_mask": "ch07_xlnet",
     "check_rel_shift": "ch07_xlnet",
+    "check_span_length_probs": "ch07b_xlnet_ablations",
+    "check_segments": "ch07b_xlnet_ablations",
+    "check_memory_reach": "ch07b_xlnet_ablations",
     "check_replaced_labels": "ch08_electra",
     "check_discriminator_loss": "ch08_electra",
     "check_optimal_discriminator": "ch08_electra",
@@ -74,6 +77,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ imports
     from .ch05_bert import check_bert_input, check_head_score, check_mask_decision
     from .ch06_gpt import check_few_shot_optimum, check_top_k, check_top_p
     from .ch07_xlnet import check_content_mask, check_query_mask, check_rel_shift
+    from .ch07b_xlnet_ablations import check_memory_reach, check_segments, check_span_length_probs
     from .ch08_electra import check_discriminator_loss, check_optimal_discriminator, check_replaced_labels
     from .ch08b_electra_ablations import check_copy_loss, check_scored_positions, check_steps_at_budget
     from .ch08c_electra_longer_chinese import check_answer_tokens, check_auc, check_char_f1

@@ -626,6 +626,13 @@ def _span_targets(may_predict: torch.Tensor, word_start: torch.Tensor | None, c:
     return torch.tensor(rows, dtype=torch.bool).reshape(b, t)
 
 
+def _check_bool_rows(value: object, shape: tuple[int, int], name: str, meaning: str) -> None:
+    """A (batch, T) bool tensor, or a ValueError naming the argument."""
+    if not isinstance(value, torch.Tensor) or value.dtype != torch.bool or tuple(value.shape) != shape:
+        got = f"{value.dtype} {tuple(value.shape)}" if isinstance(value, torch.Tensor) else type(value).__name__
+        raise ValueError(f"{name} must be a bool tensor of shape {shape} ({meaning}), got {got}")
+
+
 def sample_permutation(input_ids: torch.Tensor, k: int = 6, attention_mask: torch.Tensor | None = None,
                        generator: torch.Generator | None = None, ignore_index: int = IGNORE_INDEX,
                        never_predict: torch.Tensor | None = None, span: bool = False, max_span: int = 5,
@@ -683,24 +690,14 @@ def sample_permutation(input_ids: torch.Tensor, k: int = 6, attention_mask: torc
     if word_start is not None:
         if not span:
             raise ValueError("word_start is used only with span=True (token mode predicts single tokens)")
-        if (not isinstance(word_start, torch.Tensor) or word_start.dtype != torch.bool
-                or tuple(word_start.shape) != (b, t)):
-            got = (f"{word_start.dtype} {tuple(word_start.shape)}" if isinstance(word_start, torch.Tensor)
-                   else type(word_start).__name__)
-            raise ValueError(f"word_start must be a bool tensor of shape {(b, t)} (True = a word's first token), "
-                             f"got {got}")
+        _check_bool_rows(word_start, (b, t), "word_start", "True = a word's first token")
     if span and device.type == "meta":
         raise ValueError("span=True walks the rows' masks on the CPU: input_ids may not be on the meta device")
     keep = (torch.ones(b, t, dtype=torch.bool, device=device) if attention_mask is None
             else check_attention_mask(attention_mask, (b, t)))
     fixed = torch.zeros_like(keep)
     if never_predict is not None:
-        if (not isinstance(never_predict, torch.Tensor) or never_predict.dtype != torch.bool
-                or tuple(never_predict.shape) != (b, t)):
-            got = (f"{never_predict.dtype} {tuple(never_predict.shape)}" if isinstance(never_predict, torch.Tensor)
-                   else type(never_predict).__name__)
-            raise ValueError(f"never_predict must be a bool tensor of shape {(b, t)} (True = never a target), "
-                             f"got {got}")
+        _check_bool_rows(never_predict, (b, t), "never_predict", "True = never a target")
         fixed = never_predict.to(device) & keep
     n = keep.sum(1)  # real tokens per row
     n_free = n - fixed.sum(1)  # real tokens that may be predicted
